@@ -1,0 +1,57 @@
+/**
+ * The agent's half of the seed's loop, as a pure function: which rows disagree with the
+ * hypervisor (or are unknown to it) and so need the state writer's decision.
+ */
+import type { HostInstance } from '../../shared/db/instances.ts';
+import type { PowerState } from '../../shared/power-state.ts';
+import type { HypervisorSnapshot } from './hypervisor-reader.ts';
+
+export interface Discrepancy {
+  uuid: string;
+  /** null: the hypervisor does not know this instance. */
+  powerState: PowerState | null;
+}
+
+export interface HostComparison {
+  discrepancies: Discrepancy[];
+  dbCount: number;
+  hypervisorCount: number;
+  compared: number;
+  drifted: number;
+  missing: number;
+  /** Domains no row places on this host (leaked, or created behind the cloud's back). */
+  unknownUuids: string[];
+}
+
+export function compareHost(rows: readonly HostInstance[], hypervisor: HypervisorSnapshot): HostComparison {
+  const discrepancies: Discrepancy[] = [];
+  let compared = 0;
+  let drifted = 0;
+  let missing = 0;
+  const known = new Set<string>();
+  for (const row of rows) {
+    known.add(row.uuid);
+    if (hypervisor.unreadable.has(row.uuid)) continue;
+    const state = hypervisor.states.get(row.uuid);
+    if (state === undefined) {
+      missing++;
+      discrepancies.push({ uuid: row.uuid, powerState: null });
+      continue;
+    }
+    compared++;
+    if (state !== row.powerState) {
+      drifted++;
+      discrepancies.push({ uuid: row.uuid, powerState: state });
+    }
+  }
+  const unknownUuids = [...hypervisor.states.keys(), ...hypervisor.unreadable].filter((uuid) => !known.has(uuid));
+  return {
+    discrepancies,
+    dbCount: rows.length,
+    hypervisorCount: hypervisor.domainCount,
+    compared,
+    drifted,
+    missing,
+    unknownUuids,
+  };
+}

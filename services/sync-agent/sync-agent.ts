@@ -1,0 +1,93 @@
+/**
+ * The agent: consumes each served host's tick queue and runs a host sync per tick, at
+ * most `hostConcurrency` at once. A tick is acked only after its observations are confirmed.
+ */
+import type { Kysely } from 'kysely';
+import type { BusConnection } from '../../shared/bus/connect.ts';
+import { type Delivery, startConsumer } from '../../shared/bus/consumer.ts';
+import { deadLetter } from '../../shared/bus/dead-letter.ts';
+import { createPublisher } from '../../shared/bus/publisher.ts';
+import { declareCoreTopology, declareTickQueue, tickQueue } from '../../shared/bus/topology.ts';
+import { createLimiter } from '../../shared/concurrency.ts';
+import type { SyncAgentConfig } from '../../shared/config.ts';
+import type { Database } from '../../shared/db/database.ts';
+import { coerceError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
+import { parseMessage } from '../../shared/messages/codec.ts';
+import { tickSchema } from '../../shared/messages/tick.ts';
+import type { RunningService } from '../../shared/service-runner.ts';
+import { createHostSync } from './host-sync.ts';
+import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
+
+export async function startSyncAgent(deps: {
+  config: SyncAgentConfig;
+  db: Kysely<Database>;
+  bus: BusConnection;
+  log: Logger;
+}): Promise<RunningService> {
+  const { config, bus } = deps;
+  const log = deps.log.child({ component: 'sync-agent' });
+  const readers = new Map<string, HypervisorReader>(
+    config.hosts.map((host) => [
+      host,
+      createLibvirtReader({ uri: config.libvirtUri.replaceAll('{host}', host), concurrency: config.libvirtConcurrency, log: log.child({ host }) }),
+    ]),
+  );
+  const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
+  const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: declareCoreTopology });
+  const syncHost = createHostSync({
+    db: deps.db,
+    publisher,
+    readerFor: (host) => readers.get(host) as HypervisorReader,
+    log,
+  });
+  const limiter = createLimiter(config.hostConcurrency);
+  const inFlight = new Set<Promise<void>>();
+
+  const handleTick = async (delivery: Delivery): Promise<void> => {
+    const parsed = parseMessage(tickSchema, delivery.message.content);
+    const queueHost = hostOfQueue.get(delivery.queue);
+    if (!parsed.ok) return deadLetter(publisher, delivery, parsed.reason, log);
+    if (parsed.value.host !== queueHost) {
+      return deadLetter(publisher, delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`, log);
+    }
+    const tick = parsed.value;
+    try {
+      await limiter.run(() => syncHost({ host: tick.host, tickId: tick.tickId, trigger: 'tick' }));
+    } catch (err) {
+      // Only the report publish can fail here; the next tick redoes the host anyway.
+      log.error({ err: coerceError(err), host: tick.host }, 'host report not published');
+    }
+    delivery.ack();
+  };
+
+  const consumer = await startConsumer(bus, {
+    name: 'sync-agent.ticks',
+    log,
+    queues: [...hostOfQueue.keys()],
+    prefetch: 1,
+    setup: async (channel) => {
+      await declareCoreTopology(channel);
+      for (const host of config.hosts) await declareTickQueue(channel, host);
+    },
+    onDelivery: (delivery) => {
+      const work = handleTick(delivery).finally(() => inFlight.delete(work));
+      inFlight.add(work);
+    },
+  });
+  log.info({ hosts: config.hosts.length }, 'consuming ticks');
+
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= (async () => {
+        await consumer.cancel();
+        await Promise.allSettled(inFlight);
+        await consumer.close();
+        await publisher.close();
+        await Promise.all([...readers.values()].map((reader) => reader.close()));
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,23 @@
+import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
+import type { Logger } from '../logging.ts';
+
+export type BusConnection = AmqpConnectionManager;
+
+/**
+ * One broker connection per process. amqp-connection-manager reconnects on its own; each
+ * channel re-runs its setup (topology) and re-registers its consumers after a reconnect.
+ */
+export function connectBus(options: { url: string; name: string; log: Logger }): BusConnection {
+  const log = options.log.child({ component: 'bus' });
+  const connection = amqp.connect([options.url], {
+    heartbeatIntervalInSeconds: 5,
+    reconnectTimeInSeconds: 1,
+    connectionOptions: { clientProperties: { connection_name: options.name } },
+  });
+  connection.on('connect', () => log.info('broker connected'));
+  connection.on('disconnect', ({ err }) => log.warn({ err }, 'broker connection lost, reconnecting'));
+  connection.on('connectFailed', ({ err }) => log.warn({ err }, 'broker connection attempt failed'));
+  connection.on('blocked', ({ reason }) => log.warn({ reason }, 'broker blocked publishing'));
+  connection.on('unblocked', () => log.info('broker unblocked publishing'));
+  return connection;
+}

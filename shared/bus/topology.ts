@@ -1,0 +1,89 @@
+/**
+ * The whole bus topology: every exchange, queue, binding and argument, declared from
+ * here by every service (declarations are idempotent, so any service may start first).
+ */
+import type { Channel } from 'amqplib';
+import { hostRoutingWord } from '../host-name.ts';
+import { type PowerState, powerStateKey } from '../power-state.ts';
+
+export const Exchange = {
+  /** direct, routing key = host name */
+  ticks: 'virtsync.ticks',
+  /** topic, `observation.<host>.<state>` */
+  observations: 'virtsync.observations',
+  /** topic, `instance.<host>.<new power state>` */
+  changes: 'virtsync.changes',
+  /** topic, `report.<host>` */
+  reports: 'virtsync.reports',
+  /** fanout into the dead-letter queue */
+  deadLetter: 'virtsync.dead-letter',
+} as const;
+
+export const Queue = {
+  stateWriter: 'virtsync.state-writer',
+  auditSubscriber: 'virtsync.audit-subscriber',
+  deadLetter: 'virtsync.dead-letter',
+} as const;
+
+export function tickQueue(host: string): string {
+  return `virtsync.tick.${host}`;
+}
+
+/** Deliveries of one message before the broker dead-letters it (a poison message cannot loop forever). */
+export const DELIVERY_LIMIT = 5;
+
+/** Header carrying why virtsync dead-lettered a message. */
+export const REASON_HEADER = 'x-virtsync-reason';
+
+export function observationRoutingKey(host: string, powerState: PowerState | null): string {
+  return `observation.${hostRoutingWord(host)}.${powerState === null ? 'notfound' : powerStateKey(powerState)}`;
+}
+
+export function changeRoutingKey(host: string, powerState: PowerState): string {
+  return `instance.${hostRoutingWord(host)}.${powerStateKey(powerState)}`;
+}
+
+export function reportRoutingKey(host: string): string {
+  return `report.${hostRoutingWord(host)}`;
+}
+
+const durableQuorum = {
+  durable: true,
+  arguments: {
+    'x-queue-type': 'quorum',
+    'x-delivery-limit': DELIVERY_LIMIT,
+    'x-dead-letter-exchange': Exchange.deadLetter,
+  },
+};
+
+/**
+ * Exchanges plus the queues that must exist before anything is published to them, so
+ * that nothing is lost while their consumer is down or not yet deployed: observations
+ * wait for a writer, committed changes for the audit subscriber. Every service declares this.
+ */
+export async function declareCoreTopology(channel: Channel): Promise<void> {
+  await channel.assertExchange(Exchange.ticks, 'direct', { durable: true });
+  await channel.assertExchange(Exchange.observations, 'topic', { durable: true });
+  await channel.assertExchange(Exchange.changes, 'topic', { durable: true });
+  await channel.assertExchange(Exchange.reports, 'topic', { durable: true });
+  await channel.assertExchange(Exchange.deadLetter, 'fanout', { durable: true });
+  await channel.assertQueue(Queue.deadLetter, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await channel.bindQueue(Queue.deadLetter, Exchange.deadLetter, '');
+  await channel.assertQueue(Queue.stateWriter, durableQuorum);
+  await channel.bindQueue(Queue.stateWriter, Exchange.observations, 'observation.#');
+  await channel.assertQueue(Queue.auditSubscriber, durableQuorum);
+  await channel.bindQueue(Queue.auditSubscriber, Exchange.changes, 'instance.#');
+}
+
+/**
+ * A host's tick queue keeps only the newest tick: while its agent is down, ticks replace
+ * each other instead of piling up (each tick also expires after one interval).
+ */
+export async function declareTickQueue(channel: Channel, host: string): Promise<void> {
+  const queue = tickQueue(host);
+  await channel.assertQueue(queue, {
+    durable: true,
+    arguments: { 'x-max-length': 1, 'x-overflow': 'drop-head' },
+  });
+  await channel.bindQueue(queue, Exchange.ticks, host);
+}

@@ -1,0 +1,113 @@
+/**
+ * Every setting of every service, read from the environment once, validated with zod,
+ * defaults in this one file. A bad value names its variable; all of them are reported
+ * together before anything connects. Nothing else reads process.env.
+ */
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { hostNameSchema } from './host-name.ts';
+
+const positiveInt = z.coerce.number().int().positive();
+
+const commonEnv = z.object({
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/virtsync'),
+  AMQP_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672/'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How long a graceful shutdown may take before the process exits non-zero. */
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+});
+
+function common(env: z.infer<typeof commonEnv>) {
+  return {
+    databaseUrl: env.DATABASE_URL,
+    amqpUrl: env.AMQP_URL,
+    logLevel: env.LOG_LEVEL,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+export type CommonConfig = ReturnType<typeof common>;
+
+const hostList = z
+  .string()
+  .transform((value) => value.split(',').map((host) => host.trim()).filter((host) => host !== ''))
+  .pipe(z.array(hostNameSchema).min(1, 'needs at least one host'));
+
+export const tickProducerEnv = commonEnv
+  .extend({
+    /** The seed's default: 60 s × 10 ticks. */
+    TICK_INTERVAL_MS: positiveInt.default(600_000),
+    /** Stop after this many cycles; 0 runs until stopped (the demo runs one). */
+    TICK_MAX_CYCLES: z.coerce.number().int().min(0).default(0),
+  })
+  .transform((env) => ({
+    ...common(env),
+    tickIntervalMs: env.TICK_INTERVAL_MS,
+    maxCycles: env.TICK_MAX_CYCLES,
+  }));
+
+export const syncAgentEnv = commonEnv
+  .extend({
+    /** The hosts this agent serves, comma-separated. In production: the one it runs on. */
+    AGENT_HOSTS: hostList,
+    /** libvirt URI per host; `{host}` is replaced by the host name. */
+    LIBVIRT_URI: z.string().min(1).default('qemu:///system'),
+    /** libvirt calls in flight per host sync. */
+    LIBVIRT_CONCURRENCY: positiveInt.default(16),
+    /** Hosts synced at the same time by this agent. */
+    AGENT_HOST_CONCURRENCY: positiveInt.default(4),
+  })
+  .transform((env) => ({
+    ...common(env),
+    hosts: env.AGENT_HOSTS,
+    libvirtUri: env.LIBVIRT_URI,
+    libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
+    hostConcurrency: env.AGENT_HOST_CONCURRENCY,
+  }));
+
+export const stateWriterEnv = commonEnv
+  .extend({
+    /** Observations committed per transaction at most. */
+    WRITER_BATCH_SIZE: positiveInt.default(500),
+    /** How long a partial batch waits for more observations. */
+    WRITER_BATCH_LINGER_MS: positiveInt.default(50),
+    /** How often the outbox relay looks for unpublished changes when not woken by a commit. */
+    OUTBOX_POLL_MS: positiveInt.default(1_000),
+  })
+  .transform((env) => ({
+    ...common(env),
+    batchSize: env.WRITER_BATCH_SIZE,
+    batchLingerMs: env.WRITER_BATCH_LINGER_MS,
+    outboxPollMs: env.OUTBOX_POLL_MS,
+  }));
+
+export const auditSubscriberEnv = commonEnv
+  .extend({
+    AUDIT_BATCH_SIZE: positiveInt.default(500),
+    AUDIT_BATCH_LINGER_MS: positiveInt.default(50),
+  })
+  .transform((env) => ({
+    ...common(env),
+    batchSize: env.AUDIT_BATCH_SIZE,
+    batchLingerMs: env.AUDIT_BATCH_LINGER_MS,
+  }));
+
+export const toolsEnv = commonEnv.transform(common);
+
+export type TickProducerConfig = Readonly<z.output<typeof tickProducerEnv>>;
+export type SyncAgentConfig = Readonly<z.output<typeof syncAgentEnv>>;
+export type StateWriterConfig = Readonly<z.output<typeof stateWriterEnv>>;
+export type AuditSubscriberConfig = Readonly<z.output<typeof auditSubscriberEnv>>;
+
+/** Parses the environment against a service's schema; throws one ConfigError naming every bad variable. */
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined> = process.env,
+): Readonly<z.output<S>> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  }
+  return Object.freeze(result.data);
+}

@@ -1,0 +1,61 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Database } from './database.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export interface OutboxEvent {
+  eventId: string;
+  routingKey: string;
+  payload: unknown;
+}
+
+export interface PendingEvent extends OutboxEvent {
+  seq: string;
+}
+
+export async function insertOutboxEvents(trx: Transaction<Database>, events: readonly OutboxEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await trx
+    .insertInto('change_outbox')
+    .values(events.map((event) => ({
+      event_id: event.eventId,
+      routing_key: event.routingKey,
+      payload: JSON.stringify(event.payload),
+    })))
+    .execute();
+}
+
+/**
+ * Claims the oldest unpublished events. SKIP LOCKED lets several relays (one per writer)
+ * share the outbox without publishing the same event at the same time.
+ */
+export async function claimUnpublished(trx: Transaction<Database>, limit: number): Promise<PendingEvent[]> {
+  const rows = await trx
+    .selectFrom('change_outbox')
+    .select(['seq', 'event_id', 'routing_key', 'payload'])
+    .where('published_at', 'is', null)
+    .orderBy('seq')
+    .limit(limit)
+    .forUpdate()
+    .skipLocked()
+    .execute();
+  return rows.map((row) => ({ seq: row.seq, eventId: row.event_id, routingKey: row.routing_key, payload: row.payload }));
+}
+
+export async function markPublished(trx: Transaction<Database>, seqs: readonly string[]): Promise<void> {
+  if (seqs.length === 0) return;
+  await trx
+    .updateTable('change_outbox')
+    .set({ published_at: sql`now()` })
+    .where('seq', '=', sql<string>`any(${sql.val([...seqs])}::bigint[])`)
+    .execute();
+}
+
+export async function countUnpublished(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('change_outbox')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('published_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}

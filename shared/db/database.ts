@@ -1,0 +1,65 @@
+/** The typed shape of virtsync's tables, as kysely sees them. Columns are snake_case. */
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { PowerState } from '../power-state.ts';
+import type { VmState } from '../vm-state.ts';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+
+export interface ComputeHostsTable {
+  host: string;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+}
+
+export interface InstancesTable {
+  uuid: string;
+  host: string;
+  power_state: PowerState;
+  vm_state: VmState;
+  /** An operation the cloud has in progress (Nova's task_state). */
+  task_state: string | null;
+  /** Soft delete, as Nova keeps deleted rows. */
+  deleted_at: Timestamp | null;
+  power_state_updated_at: Timestamp | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+/** Committed changes waiting to be (or already) published; written in the writer's transaction. */
+export interface ChangeOutboxTable {
+  seq: Generated<string>;
+  event_id: string;
+  routing_key: string;
+  payload: ColumnType<unknown, string, never>;
+  created_at: CreatedAt;
+  published_at: Timestamp | null;
+}
+
+/** Append-only trail of committed changes, one row per change event. */
+export interface AuditLogTable {
+  event_id: string;
+  instance_uuid: string;
+  host: string;
+  rule: string;
+  reason: string;
+  before_power_state: PowerState;
+  after_power_state: PowerState;
+  before_vm_state: VmState;
+  after_vm_state: VmState;
+  observation_id: string;
+  observed_at: Timestamp;
+  committed_at: Timestamp;
+  recorded_at: CreatedAt;
+}
+
+export interface Database {
+  compute_hosts: ComputeHostsTable;
+  instances: InstancesTable;
+  change_outbox: ChangeOutboxTable;
+  audit_log: AuditLogTable;
+}
+
+export type InstanceRow = Selectable<InstancesTable>;
+export type NewInstance = Insertable<InstancesTable>;
+export type AuditEntry = Insertable<AuditLogTable>;

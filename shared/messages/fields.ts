@@ -1,0 +1,21 @@
+/** Field schemas shared by the message contracts. */
+import { z } from 'zod';
+import { VmState } from '../vm-state.ts';
+
+export { hostNameSchema } from '../host-name.ts';
+
+export const SCHEMA_VERSION = 1;
+
+export const schemaVersionSchema = z.literal(SCHEMA_VERSION);
+
+/** libvirt accepts any 8-4-4-4-12 hex UUID, not only RFC 4122 variants; PostgreSQL prints them lower-case. */
+export const instanceUuidSchema = z.guid().transform((uuid) => uuid.toLowerCase());
+
+/** Ids virtsync mints itself (crypto.randomUUID). */
+export const messageIdSchema = z.uuid();
+
+export const timestampSchema = z.iso.datetime({ offset: true });
+
+export const powerStateSchema = z.literal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+
+export const vmStateSchema = z.enum(VmState);

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { hostNameSchema, messageIdSchema, schemaVersionSchema, timestampSchema } from './fields.ts';
+
+const count = z.number().int().min(0);
+
+/** One per host sync: what the agent compared and found, or why it could not. */
+export const hostReportSchema = z.object({
+  schemaVersion: schemaVersionSchema,
+  host: hostNameSchema,
+  tickId: messageIdSchema.nullable(),
+  startedAt: timestampSchema,
+  durationMs: z.number().min(0),
+  outcome: z.enum(['synced', 'failed']),
+  /** Why the sync failed; null when it did not. */
+  error: z.string().nullable(),
+  dbCount: count,
+  hypervisorCount: count,
+  /** Rows compared with a domain the hypervisor has. */
+  compared: count,
+  /** Found on the hypervisor in another state than the row's. */
+  drifted: count,
+  /** Rows the hypervisor does not know. */
+  missing: count,
+  /** Domains the hypervisor runs that no row places on this host. */
+  unknown: count,
+  /** Observations published (drifted + missing). */
+  published: count,
+});
+
+export type HostReport = z.infer<typeof hostReportSchema>;

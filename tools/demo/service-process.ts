@@ -1,0 +1,63 @@
+/**
+ * Runs one virtsync service as a child process, the way an operator would (its own
+ * main.ts, configured by environment), with its JSON log lines kept in a file and
+ * offered to a listener.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export type ServiceName = 'tick-producer' | 'sync-agent' | 'state-writer' | 'audit-subscriber';
+
+export interface ServiceProcess {
+  name: string;
+  logFile: string;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  /** SIGTERM, then wait for the exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export function startServiceProcess(options: {
+  service: ServiceName;
+  /** Distinguishes several processes of one service in log file names. */
+  instance?: string;
+  env: Record<string, string>;
+  logDir: string;
+  onLogLine?: (entry: Record<string, unknown>) => void;
+}): ServiceProcess {
+  const name = options.instance === undefined ? options.service : `${options.service}-${options.instance}`;
+  const logFile = path.join(options.logDir, `${name}.log`);
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'services', options.service, 'main.ts')], {
+    cwd: ROOT,
+    // The child needs PATH and friends; its own settings come from options.env.
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(logFile);
+  child.stderr?.pipe(log, { end: false });
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    log.write(`${line}\n`);
+    if (options.onLogLine === undefined) return;
+    try {
+      options.onLogLine(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // Not a JSON log line (a crash trace): it is in the log file for the operator.
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => log.end());
+  return {
+    name,
+    logFile,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
