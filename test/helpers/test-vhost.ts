@@ -1,0 +1,38 @@
+/**
+ * A RabbitMQ virtual host of its own for one test file, through the management API
+ * (.ci/run enables the plugin), deleted afterwards with everything in it.
+ */
+import { randomBytes } from 'node:crypto';
+import { loadConfig, toolsEnv } from '../../shared/config.ts';
+
+const MANAGEMENT_URL = 'http://127.0.0.1:15672/api';
+
+export interface TestVhost {
+  name: string;
+  amqpUrl: string;
+  delete(): Promise<void>;
+}
+
+async function management(method: string, path: string, auth: string, body?: unknown): Promise<void> {
+  const response = await fetch(`${MANAGEMENT_URL}${path}`, {
+    method,
+    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`RabbitMQ management ${method} ${path}: ${response.status} ${await response.text()}`);
+}
+
+export async function createTestVhost(): Promise<TestVhost> {
+  const base = new URL(loadConfig(toolsEnv).amqpUrl);
+  const user = decodeURIComponent(base.username || 'guest');
+  const auth = Buffer.from(`${user}:${decodeURIComponent(base.password || 'guest')}`).toString('base64');
+  const name = `virtsync-test-${randomBytes(4).toString('hex')}`;
+  await management('PUT', `/vhosts/${name}`, auth);
+  await management('PUT', `/permissions/${name}/${encodeURIComponent(user)}`, auth, { configure: '.*', write: '.*', read: '.*' });
+  base.pathname = `/${name}`;
+  return {
+    name,
+    amqpUrl: base.toString(),
+    delete: () => management('DELETE', `/vhosts/${name}`, auth),
+  };
+}
