@@ -4,6 +4,7 @@ export async function mapWithConcurrency<T, R>(
   limit: number,
   fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
+  if (!(limit >= 1)) throw new RangeError(`concurrency limit must be at least 1, got ${limit}`);
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -16,19 +17,26 @@ export async function mapWithConcurrency<T, R>(
   return results;
 }
 
-/** A counting semaphore: `run` waits for one of `limit` slots. */
+/**
+ * A counting semaphore: `run` waits for one of `limit` slots. A finishing task hands its
+ * slot straight to the next waiter, so a caller arriving in between cannot take it too.
+ */
 export function createLimiter(limit: number): { run<R>(fn: () => Promise<R>): Promise<R>; active(): number } {
   let active = 0;
   const waiting: Array<() => void> = [];
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next === undefined) active--;
+    else next();
+  };
   return {
     async run(fn) {
       if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-      active++;
+      else active++;
       try {
         return await fn();
       } finally {
-        active--;
-        waiting.shift()?.();
+        release();
       }
     },
     active: () => active,

@@ -59,7 +59,7 @@ export const syncAgentEnv = commonEnv
   })
   .transform((env) => ({
     ...common(env),
-    hosts: env.AGENT_HOSTS,
+    hosts: env.AGENT_HOSTS as readonly string[],
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
@@ -109,5 +109,13 @@ export function loadConfig<S extends z.ZodType>(
     const problems = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
     throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
   }
-  return Object.freeze(result.data);
+  return deepFreeze(result.data);
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === 'object' && value !== null) {
+    for (const nested of Object.values(value)) deepFreeze(nested);
+    Object.freeze(value);
+  }
+  return value;
 }

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  auditSubscriberEnv,
+  loadConfig,
+  stateWriterEnv,
+  syncAgentEnv,
+  tickProducerEnv,
+  toolsEnv,
+} from '../../../shared/config.ts';
+import { ConfigError } from '../../../shared/errors.ts';
+
+const COMMON_DEFAULTS = {
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/virtsync',
+  amqpUrl: 'amqp://guest:guest@127.0.0.1:5672/',
+  logLevel: 'info',
+  shutdownTimeoutMs: 10_000,
+};
+
+/** Asserts a ConfigError whose message names every variable in `names`. */
+function assertConfigError(fn: () => unknown, names: string[]): string {
+  let message = '';
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ConfigError, 'a ConfigError');
+    assert.equal(err.code, 'VS_INVALID_CONFIG');
+    assert.equal(err.retryable, false);
+    message = err.message;
+    return true;
+  });
+  for (const name of names) assert.match(message, new RegExp(`\\b${name}: `), `${name} is named in:\n${message}`);
+  return message;
+}
+
+describe('loadConfig: defaults', () => {
+  test('tick producer: every default from an empty environment', () => {
+    assert.deepEqual(loadConfig(tickProducerEnv, {}), { ...COMMON_DEFAULTS, tickIntervalMs: 600_000, maxCycles: 0 });
+  });
+
+  test('state writer: every default from an empty environment', () => {
+    assert.deepEqual(loadConfig(stateWriterEnv, {}), {
+      ...COMMON_DEFAULTS,
+      batchSize: 500,
+      batchLingerMs: 50,
+      outboxPollMs: 1_000,
+    });
+  });
+
+  test('audit subscriber: every default from an empty environment', () => {
+    assert.deepEqual(loadConfig(auditSubscriberEnv, {}), { ...COMMON_DEFAULTS, batchSize: 500, batchLingerMs: 50 });
+  });
+
+  test('tools: the common defaults', () => {
+    assert.deepEqual(loadConfig(toolsEnv, {}), COMMON_DEFAULTS);
+  });
+
+  test('sync agent: defaults apply around the required AGENT_HOSTS', () => {
+    assert.deepEqual(loadConfig(syncAgentEnv, { AGENT_HOSTS: 'compute-1' }), {
+      ...COMMON_DEFAULTS,
+      hosts: ['compute-1'],
+      libvirtUri: 'qemu:///system',
+      libvirtConcurrency: 16,
+      hostConcurrency: 4,
+    });
+  });
+
+  test('set variables override defaults and numbers are coerced', () => {
+    const config = loadConfig(tickProducerEnv, {
+      DATABASE_URL: 'postgres://u:p@db.example:5433/other',
+      LOG_LEVEL: 'debug',
+      SHUTDOWN_TIMEOUT_MS: '2500',
+      TICK_INTERVAL_MS: '1000',
+      TICK_MAX_CYCLES: '1',
+    });
+    assert.equal(config.databaseUrl, 'postgres://u:p@db.example:5433/other');
+    assert.equal(config.logLevel, 'debug');
+    assert.equal(config.shutdownTimeoutMs, 2_500);
+    assert.equal(config.tickIntervalMs, 1_000);
+    assert.equal(config.maxCycles, 1);
+  });
+
+  test('unrelated variables are ignored', () => {
+    assert.deepEqual(loadConfig(toolsEnv, { PATH: '/usr/bin', HOME: '/root' }), COMMON_DEFAULTS);
+  });
+
+  test('the result is frozen', () => {
+    const config = loadConfig(tickProducerEnv, {});
+    assert.ok(Object.isFrozen(config));
+    assert.throws(() => {
+      (config as { tickIntervalMs: number }).tickIntervalMs = 1;
+    }, TypeError);
+  });
+});
+
+describe('loadConfig: AGENT_HOSTS', () => {
+  const parsed: { value: string; hosts: string[] }[] = [
+    { value: 'a, b,c', hosts: ['a', 'b', 'c'] },
+    { value: 'compute-1', hosts: ['compute-1'] },
+    { value: ' compute-1.example.org ,compute_2, ', hosts: ['compute-1.example.org', 'compute_2'] },
+    { value: 'a,,b', hosts: ['a', 'b'] },
+  ];
+  for (const { value, hosts } of parsed) {
+    test(`${JSON.stringify(value)} → ${JSON.stringify(hosts)}`, () => {
+      assert.deepEqual(loadConfig(syncAgentEnv, { AGENT_HOSTS: value }).hosts, hosts);
+    });
+  }
+
+  test('is required', () => {
+    assertConfigError(() => loadConfig(syncAgentEnv, {}), ['AGENT_HOSTS']);
+  });
+
+  for (const value of ['', ' , ,']) {
+    test(`${JSON.stringify(value)} is rejected: needs at least one host`, () => {
+      const message = assertConfigError(() => loadConfig(syncAgentEnv, { AGENT_HOSTS: value }), ['AGENT_HOSTS']);
+      assert.match(message, /needs at least one host/);
+    });
+  }
+
+  for (const value of ['compute 1', 'a,b*', 'compute-#', 'a,.b']) {
+    test(`an invalid host in ${JSON.stringify(value)} is rejected`, () => {
+      const message = assertConfigError(() => loadConfig(syncAgentEnv, { AGENT_HOSTS: value }), ['AGENT_HOSTS\\.\\d+']);
+      assert.match(message, /not a valid host name/);
+    });
+  }
+});
+
+describe('loadConfig: bad values', () => {
+  test('every bad variable is reported together in one ConfigError', () => {
+    const message = assertConfigError(
+      () => loadConfig(tickProducerEnv, { TICK_INTERVAL_MS: 'abc', LOG_LEVEL: 'loud' }),
+      ['TICK_INTERVAL_MS', 'LOG_LEVEL'],
+    );
+    assert.match(message, /^invalid configuration:\n/);
+  });
+
+  test('bad variables of the common and the service schema are reported together', () => {
+    assertConfigError(
+      () =>
+        loadConfig(syncAgentEnv, {
+          DATABASE_URL: 'not a url',
+          SHUTDOWN_TIMEOUT_MS: '0',
+          AGENT_HOSTS: 'bad host',
+          LIBVIRT_CONCURRENCY: '-1',
+          AGENT_HOST_CONCURRENCY: '1.5',
+        }),
+      ['DATABASE_URL', 'SHUTDOWN_TIMEOUT_MS', 'AGENT_HOSTS\\.0', 'LIBVIRT_CONCURRENCY', 'AGENT_HOST_CONCURRENCY'],
+    );
+  });
+
+  const single: { name: string; schema: Parameters<typeof loadConfig>[0]; env: Record<string, string> }[] = [
+    { name: 'TICK_INTERVAL_MS', schema: tickProducerEnv, env: { TICK_INTERVAL_MS: '0' } },
+    { name: 'TICK_INTERVAL_MS', schema: tickProducerEnv, env: { TICK_INTERVAL_MS: '' } },
+    { name: 'TICK_MAX_CYCLES', schema: tickProducerEnv, env: { TICK_MAX_CYCLES: '-1' } },
+    { name: 'LOG_LEVEL', schema: toolsEnv, env: { LOG_LEVEL: 'INFO' } },
+    { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: 'localhost' } },
+    { name: 'WRITER_BATCH_SIZE', schema: stateWriterEnv, env: { WRITER_BATCH_SIZE: 'many' } },
+    { name: 'OUTBOX_POLL_MS', schema: stateWriterEnv, env: { OUTBOX_POLL_MS: '0.5' } },
+    { name: 'AUDIT_BATCH_LINGER_MS', schema: auditSubscriberEnv, env: { AUDIT_BATCH_LINGER_MS: '-5' } },
+    { name: 'LIBVIRT_URI', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_URI: '' } },
+  ];
+  for (const { name, schema, env } of single) {
+    test(`${name}=${JSON.stringify(Object.values(env).at(-1))} is rejected by name`, () => {
+      assertConfigError(() => loadConfig(schema, env), [name]);
+    });
+  }
+});
