@@ -73,9 +73,12 @@ export const stateWriterEnv = commonEnv
     WRITER_BATCH_LINGER_MS: positiveInt.default(50),
     /** How often the outbox relay looks for unpublished changes when not woken by a commit. */
     OUTBOX_POLL_MS: positiveInt.default(1_000),
+    /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
+    MISSING_GRACE_CYCLES: positiveInt.default(1),
   })
   .transform((env) => ({
     ...common(env),
+    policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,

@@ -22,7 +22,20 @@ export interface InstanceSnapshot {
   deleted: boolean;
   /** When power_state was last set, by us or by the cloud; null if never. */
   powerStateUpdatedAt: Date | null;
+  /** An operation the cloud has in progress (Nova's task_state); the sync keeps out of its way. */
+  taskState: string | null;
+  /** Consecutive cycles the hypervisor did not know the instance. */
+  missedReports: number;
+  /** observedAt of the last miss counted. */
+  lastMissedAt: Date | null;
 }
+
+export interface SyncPolicy {
+  /** Cycles an instance must be missing before it becomes NOSTATE; 1 is the seed's behaviour. */
+  missingGraceCycles: number;
+}
+
+export const SEED_POLICY: SyncPolicy = { missingGraceCycles: 1 };
 
 /** Rules that change the row. */
 export type UpdateRule =
@@ -39,6 +52,8 @@ export type UpdateRule =
 export type SkipRule =
   /** The row is gone or soft-deleted: nothing to sync. */
   | 'deleted'
+  /** The cloud has an operation in progress (task_state set): like modern Nova, leave the row alone. */
+  | 'task-in-progress'
   /** Not found here, but the row now names another host: a migration finished. */
   | 'moved'
   /** Not found here, the row names this host and is MIGRATING: it has not arrived yet. */
@@ -50,15 +65,25 @@ export type SkipRule =
   /** The hypervisor agrees with the row. */
   | 'equal';
 
-export type SyncRule = UpdateRule | SkipRule;
+/** Rules that only keep the missed-report count. */
+export type CountRule =
+  /** Missing, but fewer consecutive cycles than the grace allows: count it, change nothing else. */
+  | 'missing-grace'
+  /** Known to the hypervisor again and in agreement with the row: the count starts over. */
+  | 'reappeared';
+
+export type SyncRule = UpdateRule | CountRule | SkipRule;
 
 export type Decision =
-  | { action: 'update'; rule: UpdateRule; powerState: PowerState; vmState: VmState }
+  | { action: 'update'; rule: UpdateRule; powerState: PowerState; vmState: VmState; missedReports: number }
+  | { action: 'count'; rule: CountRule; missedReports: number }
   | { action: 'skip'; rule: SkipRule };
 
 export const UPDATE_RULES = ['stopped', 'running', 'power-only', 'missing'] as const satisfies readonly UpdateRule[];
+export const COUNT_RULES = ['missing-grace', 'reappeared'] as const satisfies readonly CountRule[];
 export const SKIP_RULES = [
   'deleted',
+  'task-in-progress',
   'moved',
   'migrating-in',
   'stale-host',
@@ -73,15 +98,16 @@ const STOPPED_STATES: ReadonlySet<PowerState> = new Set([
 ]);
 const RUNNING_STATES: ReadonlySet<PowerState> = new Set([PowerState.RUNNING, PowerState.BLOCKED]);
 
-export function decide(observed: ObservedState, row: InstanceSnapshot | undefined): Decision {
+export function decide(observed: ObservedState, row: InstanceSnapshot | undefined, policy: SyncPolicy = SEED_POLICY): Decision {
   if (row === undefined || row.deleted) return skip('deleted');
 
   const foundOnHypervisor = observed.powerState !== null;
   if (row.host !== observed.host) return skip(foundOnHypervisor ? 'stale-host' : 'moved');
+  if (row.taskState !== null) return skip('task-in-progress');
 
-  if (row.powerStateUpdatedAt !== null && observed.observedAt <= row.powerStateUpdatedAt) {
-    return skip('stale-observation');
-  }
+  if (isNoLaterThan(observed.observedAt, row.powerStateUpdatedAt)) return skip('stale-observation');
+  // A miss already counted (redelivered, or older than the last one) must not count twice.
+  if (!foundOnHypervisor && isNoLaterThan(observed.observedAt, row.lastMissedAt)) return skip('stale-observation');
 
   // The seed's loop falls out of its "moved" and "migrating in" branches with
   // vm_power_state still holding the previous instance's value (or unbound on the
@@ -89,20 +115,35 @@ export function decide(observed: ObservedState, row: InstanceSnapshot | undefine
   if (!foundOnHypervisor && row.vmState === VmState.MIGRATING) return skip('migrating-in');
 
   const powerState = observed.powerState ?? PowerState.NOSTATE;
-  if (powerState === row.powerState) return skip('equal');
+  if (powerState === row.powerState) {
+    return foundOnHypervisor && row.missedReports > 0 ? { action: 'count', rule: 'reappeared', missedReports: 0 } : skip('equal');
+  }
 
+  if (!foundOnHypervisor) {
+    const missedReports = row.missedReports + 1;
+    if (missedReports < policy.missingGraceCycles) return { action: 'count', rule: 'missing-grace', missedReports };
+    return { action: 'update', rule: 'missing', powerState, vmState: row.vmState, missedReports };
+  }
   if (STOPPED_STATES.has(powerState) && row.vmState === VmState.ACTIVE) {
-    return { action: 'update', rule: 'stopped', powerState, vmState: VmState.SHUTOFF };
+    return { action: 'update', rule: 'stopped', powerState, vmState: VmState.SHUTOFF, missedReports: 0 };
   }
   if (RUNNING_STATES.has(powerState)) {
-    return { action: 'update', rule: 'running', powerState, vmState: VmState.ACTIVE };
+    return { action: 'update', rule: 'running', powerState, vmState: VmState.ACTIVE, missedReports: 0 };
   }
-  return {
-    action: 'update',
-    rule: foundOnHypervisor ? 'power-only' : 'missing',
-    powerState,
-    vmState: row.vmState,
-  };
+  return { action: 'update', rule: 'power-only', powerState, vmState: row.vmState, missedReports: 0 };
+}
+
+/** The row after a decision, or undefined when the decision writes nothing. */
+export function nextSnapshot(row: InstanceSnapshot | undefined, decision: Decision, observedAt: Date): InstanceSnapshot | undefined {
+  if (row === undefined || decision.action === 'skip') return undefined;
+  const missed = decision.rule === 'missing' || decision.rule === 'missing-grace';
+  const counted = { missedReports: decision.missedReports, lastMissedAt: missed ? observedAt : row.lastMissedAt };
+  if (decision.action === 'count') return { ...row, ...counted };
+  return { ...row, ...counted, powerState: decision.powerState, vmState: decision.vmState, powerStateUpdatedAt: observedAt };
+}
+
+function isNoLaterThan(at: Date, reference: Date | null): boolean {
+  return reference !== null && at.getTime() <= reference.getTime();
 }
 
 function skip(rule: SkipRule): Decision {
@@ -115,7 +156,10 @@ export const RULE_REASONS: Record<SyncRule, string> = {
   running: 'the hypervisor reports the instance running',
   'power-only': 'the hypervisor reports another power state',
   missing: 'the hypervisor does not know the instance',
+  'missing-grace': 'the hypervisor does not know the instance, within the missed-report grace',
+  reappeared: 'the hypervisor knows the instance again',
   deleted: 'the instance was deleted',
+  'task-in-progress': 'the cloud has an operation in progress on the instance',
   moved: 'the instance moved to another host',
   'migrating-in': 'the instance is migrating to this host and has not arrived yet',
   'stale-host': 'reported by a host that does not own the instance',

@@ -8,11 +8,11 @@ import type { Kysely } from 'kysely';
 import { changeRoutingKey } from '../../shared/bus/topology.ts';
 import { insertOutboxEvents } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
-import { lockInstances, type PowerStateUpdate, updatePowerStates } from '../../shared/db/instances.ts';
+import { lockInstances, type SyncStateWrite, writeSyncStates } from '../../shared/db/instances.ts';
 import type { ChangeEvent } from '../../shared/messages/change-event.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import type { Observation } from '../../shared/messages/observation.ts';
-import { decide, type InstanceSnapshot, type SyncRule } from '../../shared/sync-rules.ts';
+import { decide, nextSnapshot, type SyncPolicy, type SyncRule } from '../../shared/sync-rules.ts';
 
 export interface BatchResult {
   changes: ChangeEvent[];
@@ -22,50 +22,47 @@ export interface BatchResult {
   notable: Array<{ observation: Observation; rule: SyncRule }>;
 }
 
-const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'deleted', 'stale-host']);
+const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'deleted', 'stale-host', 'task-in-progress']);
 
-export async function applyObservations(db: Kysely<Database>, observations: readonly Observation[]): Promise<BatchResult> {
+export async function applyObservations(
+  db: Kysely<Database>,
+  observations: readonly Observation[],
+  policy: SyncPolicy,
+): Promise<BatchResult> {
   // Per instance in observation order, so a batch holding two observations of one VM applies both in turn.
   const ordered = [...observations].sort((a, b) => Date.parse(a.observedAt) - Date.parse(b.observedAt));
   return db.transaction().execute(async (trx) => {
     const rows = await lockInstances(trx, [...new Set(ordered.map((o) => o.instanceUuid))]);
     const committedAt = new Date().toISOString();
     const result: BatchResult = { changes: [], outcomes: {}, notable: [] };
-    const updates = new Map<string, PowerStateUpdate>();
+    const writes = new Map<string, SyncStateWrite>();
 
     for (const observation of ordered) {
       const row = rows.get(observation.instanceUuid);
       const observedAt = new Date(observation.observedAt);
-      const decision = decide({ host: observation.host, powerState: observation.powerState, observedAt }, row);
+      const decision = decide({ host: observation.host, powerState: observation.powerState, observedAt }, row, policy);
       result.outcomes[decision.rule] = (result.outcomes[decision.rule] ?? 0) + 1;
-      if (decision.action === 'skip') {
-        if (NOTABLE_SKIPS.has(decision.rule)) result.notable.push({ observation, rule: decision.rule });
-        continue;
-      }
-      const current = row as InstanceSnapshot;
+      if (NOTABLE_SKIPS.has(decision.rule)) result.notable.push({ observation, rule: decision.rule });
+      const next = nextSnapshot(row, decision, observedAt);
+      if (row === undefined || next === undefined) continue;
+      rows.set(observation.instanceUuid, next);
+      writes.set(observation.instanceUuid, { uuid: observation.instanceUuid, state: next });
+      if (decision.action !== 'update') continue;
       result.changes.push({
         schemaVersion: SCHEMA_VERSION,
         eventId: randomUUID(),
         instanceUuid: observation.instanceUuid,
-        host: current.host,
+        host: row.host,
         rule: decision.rule,
-        before: { powerState: current.powerState, vmState: current.vmState },
+        before: { powerState: row.powerState, vmState: row.vmState },
         after: { powerState: decision.powerState, vmState: decision.vmState },
         observationId: observation.observationId,
         observedAt: observation.observedAt,
         committedAt,
       });
-      const next = { ...current, powerState: decision.powerState, vmState: decision.vmState, powerStateUpdatedAt: observedAt };
-      rows.set(observation.instanceUuid, next);
-      updates.set(observation.instanceUuid, {
-        uuid: observation.instanceUuid,
-        powerState: decision.powerState,
-        vmState: decision.vmState,
-        observedAt,
-      });
     }
 
-    await updatePowerStates(trx, [...updates.values()]);
+    await writeSyncStates(trx, [...writes.values()]);
     await insertOutboxEvents(
       trx,
       result.changes.map((change) => ({

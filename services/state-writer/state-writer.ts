@@ -37,7 +37,7 @@ export async function startStateWriter(deps: {
   const stopping = new AbortController();
 
   const commit = (observations: Observation[]): Promise<BatchResult> =>
-    retryWithBackoff(() => applyObservations(db, observations), {
+    retryWithBackoff(() => applyObservations(db, observations, config.policy), {
       shouldRetry: isTransientDatabaseError,
       signal: stopping.signal,
       onRetry: (err, attempt, delayMs) =>

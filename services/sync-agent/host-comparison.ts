@@ -42,6 +42,9 @@ export function compareHost(rows: readonly HostInstance[], hypervisor: Hyperviso
     if (state !== row.powerState) {
       drifted++;
       discrepancies.push({ uuid: row.uuid, powerState: state });
+    } else if (row.missedReports > 0) {
+      // Back after being missed: the writer resets its count only if it hears so.
+      discrepancies.push({ uuid: row.uuid, powerState: state });
     }
   }
   const unknownUuids = [...hypervisor.states.keys(), ...hypervisor.unreadable].filter((uuid) => !known.has(uuid));

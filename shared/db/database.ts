@@ -22,6 +22,10 @@ export interface InstancesTable {
   /** Soft delete, as Nova keeps deleted rows. */
   deleted_at: Timestamp | null;
   power_state_updated_at: Timestamp | null;
+  /** Consecutive cycles the hypervisor did not know the instance (missed-report grace). */
+  missed_reports: ColumnType<number, number | undefined, number>;
+  /** observedAt of the last miss counted, so a redelivered miss is not counted twice. */
+  last_missed_at: Timestamp | null;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
@@ -53,11 +57,25 @@ export interface AuditLogTable {
   recorded_at: CreatedAt;
 }
 
+/** The newest sync report of each host. */
+export interface HostSyncReportsTable {
+  host: string;
+  tick_id: string | null;
+  trigger: string;
+  outcome: string;
+  error: string | null;
+  started_at: Timestamp;
+  duration_ms: number;
+  report: ColumnType<unknown, string, string>;
+  received_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface Database {
   compute_hosts: ComputeHostsTable;
   instances: InstancesTable;
   change_outbox: ChangeOutboxTable;
   audit_log: AuditLogTable;
+  host_sync_reports: HostSyncReportsTable;
 }
 
 export type InstanceRow = Selectable<InstancesTable>;

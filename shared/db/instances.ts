@@ -11,17 +11,19 @@ export interface HostInstance {
   uuid: string;
   powerState: PowerState;
   vmState: VmState;
+  /** > 0: the writer is counting misses and needs to hear when the instance is found again. */
+  missedReports: number;
 }
 
 /** A host's live rows: one indexed read per tick (instances_host_live_idx). */
 export async function readHostInstances(db: Db, host: string): Promise<HostInstance[]> {
   const rows = await db
     .selectFrom('instances')
-    .select(['uuid', 'power_state', 'vm_state'])
+    .select(['uuid', 'power_state', 'vm_state', 'missed_reports'])
     .where('host', '=', host)
     .where('deleted_at', 'is', null)
     .execute();
-  return rows.map((row) => ({ uuid: row.uuid, powerState: row.power_state, vmState: row.vm_state }));
+  return rows.map((row) => ({ uuid: row.uuid, powerState: row.power_state, vmState: row.vm_state, missedReports: row.missed_reports }));
 }
 
 /**
@@ -32,7 +34,7 @@ export async function lockInstances(trx: Transaction<Database>, uuids: readonly 
   if (uuids.length === 0) return new Map();
   const rows = await trx
     .selectFrom('instances')
-    .select(['uuid', 'host', 'power_state', 'vm_state', 'deleted_at', 'power_state_updated_at'])
+    .select(['uuid', 'host', 'power_state', 'vm_state', 'task_state', 'deleted_at', 'power_state_updated_at', 'missed_reports', 'last_missed_at'])
     .where('uuid', '=', sql<string>`any(${sql.val([...uuids])}::uuid[])`)
     .orderBy('uuid')
     .forUpdate()
@@ -46,33 +48,39 @@ export async function lockInstances(trx: Transaction<Database>, uuids: readonly 
         vmState: row.vm_state,
         deleted: row.deleted_at !== null,
         powerStateUpdatedAt: row.power_state_updated_at,
+        taskState: row.task_state,
+        missedReports: row.missed_reports,
+        lastMissedAt: row.last_missed_at,
       },
     ]),
   );
 }
 
-export interface PowerStateUpdate {
+/** A row's sync state after the batch's decisions (see nextSnapshot in shared/sync-rules.ts). */
+export interface SyncStateWrite {
   uuid: string;
-  powerState: PowerState;
-  vmState: VmState;
-  /** Becomes power_state_updated_at, so anything observed earlier is recognised as stale. */
-  observedAt: Date;
+  state: InstanceSnapshot;
 }
 
 /** One statement for the whole batch. */
-export async function updatePowerStates(trx: Transaction<Database>, updates: readonly PowerStateUpdate[]): Promise<void> {
-  if (updates.length === 0) return;
+export async function writeSyncStates(trx: Transaction<Database>, writes: readonly SyncStateWrite[]): Promise<void> {
+  if (writes.length === 0) return;
+  const iso = (date: Date | null): string | null => date?.toISOString() ?? null;
   await sql`
     update instances as i
        set power_state = u.power_state,
            vm_state = u.vm_state,
-           power_state_updated_at = u.observed_at,
+           power_state_updated_at = u.power_state_updated_at,
+           missed_reports = u.missed_reports,
+           last_missed_at = u.last_missed_at,
            updated_at = now()
       from unnest(
-             ${sql.val(updates.map((u) => u.uuid))}::uuid[],
-             ${sql.val(updates.map((u) => u.powerState))}::smallint[],
-             ${sql.val(updates.map((u) => u.vmState))}::text[],
-             ${sql.val(updates.map((u) => u.observedAt.toISOString()))}::timestamptz[]
-           ) as u(uuid, power_state, vm_state, observed_at)
+             ${sql.val(writes.map((w) => w.uuid))}::uuid[],
+             ${sql.val(writes.map((w) => w.state.powerState))}::smallint[],
+             ${sql.val(writes.map((w) => w.state.vmState))}::text[],
+             ${sql.val(writes.map((w) => iso(w.state.powerStateUpdatedAt)))}::timestamptz[],
+             ${sql.val(writes.map((w) => w.state.missedReports))}::smallint[],
+             ${sql.val(writes.map((w) => iso(w.state.lastMissedAt)))}::timestamptz[]
+           ) as u(uuid, power_state, vm_state, power_state_updated_at, missed_reports, last_missed_at)
      where i.uuid = u.uuid`.execute(trx);
 }

@@ -6,9 +6,11 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 import type { Logger } from '../logging.ts';
 import type { Database } from './database.ts';
 import * as m0001 from './migrations/0001-initial.ts';
+import * as m0002 from './migrations/0002-missed-reports-and-host-reports.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
+  '0002-missed-reports-and-host-reports': m0002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -42,6 +42,7 @@ describe('loadConfig: defaults', () => {
       batchSize: 500,
       batchLingerMs: 50,
       outboxPollMs: 1_000,
+      policy: { missingGraceCycles: 1 },
     });
   });
 

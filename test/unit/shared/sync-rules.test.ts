@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { POWER_STATES, PowerState } from '../../../shared/power-state.ts';
 import {
+  COUNT_RULES,
   decide,
+  nextSnapshot,
   RULE_REASONS,
   SKIP_RULES,
+  type SyncPolicy,
   UPDATE_RULES,
   type Decision,
   type InstanceSnapshot,
@@ -28,6 +31,9 @@ function row(overrides: Partial<InstanceSnapshot> = {}): InstanceSnapshot {
     vmState: VmState.ACTIVE,
     deleted: false,
     powerStateUpdatedAt: null,
+    taskState: null,
+    missedReports: 0,
+    lastMissedAt: null,
     ...overrides,
   };
 }
@@ -36,7 +42,7 @@ function row(overrides: Partial<InstanceSnapshot> = {}): InstanceSnapshot {
  * The rules written out as plainly as possible, in the order the spec gives them.
  * Deliberately independent of decide(): no shared sets, no shared helpers.
  */
-function oracle(obs: ObservedState, current: InstanceSnapshot | undefined): Decision {
+function oracle(obs: ObservedState, current: InstanceSnapshot | undefined, grace = 1): Decision {
   if (current === undefined) return { action: 'skip', rule: 'deleted' };
   if (current.deleted === true) return { action: 'skip', rule: 'deleted' };
 
@@ -45,8 +51,15 @@ function oracle(obs: ObservedState, current: InstanceSnapshot | undefined): Deci
     return { action: 'skip', rule: 'stale-host' };
   }
 
+  if (current.taskState !== null) return { action: 'skip', rule: 'task-in-progress' };
+
   if (current.powerStateUpdatedAt !== null) {
     if (obs.observedAt.getTime() <= current.powerStateUpdatedAt.getTime()) {
+      return { action: 'skip', rule: 'stale-observation' };
+    }
+  }
+  if (obs.powerState === null && current.lastMissedAt !== null) {
+    if (obs.observedAt.getTime() <= current.lastMissedAt.getTime()) {
       return { action: 'skip', rule: 'stale-observation' };
     }
   }
@@ -59,18 +72,24 @@ function oracle(obs: ObservedState, current: InstanceSnapshot | undefined): Deci
   if (obs.powerState === null) newState = 0;
   else newState = obs.powerState;
 
-  if (newState === current.powerState) return { action: 'skip', rule: 'equal' };
+  if (newState === current.powerState) {
+    if (obs.powerState !== null && current.missedReports > 0) return { action: 'count', rule: 'reappeared', missedReports: 0 };
+    return { action: 'skip', rule: 'equal' };
+  }
 
+  if (obs.powerState === null) {
+    if (current.missedReports + 1 < grace) {
+      return { action: 'count', rule: 'missing-grace', missedReports: current.missedReports + 1 };
+    }
+    return { action: 'update', rule: 'missing', powerState: 0, vmState: current.vmState, missedReports: current.missedReports + 1 };
+  }
   if ((newState === 5 || newState === 4 || newState === 6) && current.vmState === 'active') {
-    return { action: 'update', rule: 'stopped', powerState: newState, vmState: 'shutoff' };
+    return { action: 'update', rule: 'stopped', powerState: newState, vmState: 'shutoff', missedReports: 0 };
   }
   if (newState === 1 || newState === 2) {
-    return { action: 'update', rule: 'running', powerState: newState, vmState: 'active' };
+    return { action: 'update', rule: 'running', powerState: newState, vmState: 'active', missedReports: 0 };
   }
-  if (obs.powerState === null) {
-    return { action: 'update', rule: 'missing', powerState: newState, vmState: current.vmState };
-  }
-  return { action: 'update', rule: 'power-only', powerState: newState, vmState: current.vmState };
+  return { action: 'update', rule: 'power-only', powerState: newState, vmState: current.vmState, missedReports: 0 };
 }
 
 describe('decide: exhaustive cross product against the oracle', () => {
@@ -82,6 +101,13 @@ describe('decide: exhaustive cross product against the oracle', () => {
     { name: 'updated at the observation', updatedAt: new Date(OBSERVED_AT.getTime()) },
     { name: 'updated after the observation', updatedAt: new Date(OBSERVED_AT.getTime() + ONE_SECOND_MS) },
   ] as const;
+  const taskStates = [null, 'rebooting'] as const;
+  const missHistories = [
+    { name: 'never missed', missedReports: 0, lastMissedAt: null },
+    { name: 'missed once, before the observation', missedReports: 1, lastMissedAt: new Date(OBSERVED_AT.getTime() - ONE_SECOND_MS) },
+    { name: 'missed twice, last at the observation', missedReports: 2, lastMissedAt: new Date(OBSERVED_AT.getTime()) },
+  ] as const;
+  const policies: SyncPolicy[] = [{ missingGraceCycles: 1 }, { missingGraceCycles: 3 }];
 
   test('the model has the sizes the spec names', () => {
     assert.equal(POWER_STATES.length, 10);
@@ -96,6 +122,9 @@ describe('decide: exhaustive cross product against the oracle', () => {
         for (const rowPowerState of POWER_STATES) {
           for (const race of raceCases) {
             for (const staleness of stalenessCases) {
+             for (const taskState of taskStates) {
+              for (const history of missHistories) {
+               for (const policy of policies) {
               const obs = observed(observedPowerState);
               const current: InstanceSnapshot | undefined =
                 race === 'row-gone'
@@ -106,25 +135,35 @@ describe('decide: exhaustive cross product against the oracle', () => {
                       powerState: rowPowerState,
                       vmState,
                       powerStateUpdatedAt: staleness.updatedAt,
+                      taskState,
+                      missedReports: history.missedReports,
+                      lastMissedAt: history.lastMissedAt,
                     });
-              const expected = oracle(obs, current);
-              assert.deepEqual(
-                decide(obs, current),
-                expected,
-                `observed=${observedPowerState} vmState=${vmState} rowPower=${rowPowerState} race=${race} staleness=${staleness.name}`,
-              );
+              const expected = oracle(obs, current, policy.missingGraceCycles);
+              const actual = decide(obs, current, policy);
+              if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+                assert.deepEqual(
+                  actual,
+                  expected,
+                  `observed=${observedPowerState} vmState=${vmState} rowPower=${rowPowerState} race=${race} staleness=${staleness.name} task=${taskState} misses=${history.name} grace=${policy.missingGraceCycles}`,
+                );
+              }
               seenRules.add(expected.rule);
               checked++;
+               }
+              }
+             }
             }
           }
         }
       }
     }
     // 11 observed × 12 vm states × 10 row power states × 4 race cases × 4 staleness cases
-    assert.equal(checked, 11 * 12 * 10 * 4 * 4);
-    assert.equal(checked, 21_120);
+    //   × 2 task states × 3 miss histories × 2 grace policies
+    assert.equal(checked, 11 * 12 * 10 * 4 * 4 * 2 * 3 * 2);
+    assert.equal(checked, 253_440);
     // The product reaches every rule, so no branch goes unchecked.
-    assert.deepEqual([...seenRules].sort(), [...UPDATE_RULES, ...SKIP_RULES].sort());
+    assert.deepEqual([...seenRules].sort(), [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].sort());
   });
 });
 
@@ -185,7 +224,7 @@ describe('decide: named examples', () => {
       name: 'observed one millisecond after the row changed: applied',
       observed: observed(PowerState.SHUTOFF),
       row: row({ powerStateUpdatedAt: new Date(OBSERVED_AT.getTime() - 1) }),
-      expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
+      expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, missedReports: 0 },
     },
     {
       name: 'stale-observation wins over migrating-in',
@@ -204,7 +243,7 @@ describe('decide: named examples', () => {
       name: 'found while migrating: not migrating-in, synced like any other',
       observed: observed(PowerState.PAUSED),
       row: row({ vmState: VmState.MIGRATING }),
-      expected: { action: 'update', rule: 'power-only', powerState: PowerState.PAUSED, vmState: VmState.MIGRATING },
+      expected: { action: 'update', rule: 'power-only', powerState: PowerState.PAUSED, vmState: VmState.MIGRATING, missedReports: 0 },
     },
     // equal
     {
@@ -230,69 +269,69 @@ describe('decide: named examples', () => {
       name: 'SHUTOFF while active: stopped',
       observed: observed(PowerState.SHUTOFF),
       row: row(),
-      expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
+      expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, missedReports: 0 },
     },
     {
       name: 'SHUTDOWN while active: stopped',
       observed: observed(PowerState.SHUTDOWN),
       row: row(),
-      expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTDOWN, vmState: VmState.SHUTOFF },
+      expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTDOWN, vmState: VmState.SHUTOFF, missedReports: 0 },
     },
     {
       name: 'CRASHED while active: stopped',
       observed: observed(PowerState.CRASHED),
       row: row(),
-      expected: { action: 'update', rule: 'stopped', powerState: PowerState.CRASHED, vmState: VmState.SHUTOFF },
+      expected: { action: 'update', rule: 'stopped', powerState: PowerState.CRASHED, vmState: VmState.SHUTOFF, missedReports: 0 },
     },
     {
       name: 'SHUTOFF while not active: power-only, vm_state kept',
       observed: observed(PowerState.SHUTOFF),
       row: row({ vmState: VmState.RESIZED }),
-      expected: { action: 'update', rule: 'power-only', powerState: PowerState.SHUTOFF, vmState: VmState.RESIZED },
+      expected: { action: 'update', rule: 'power-only', powerState: PowerState.SHUTOFF, vmState: VmState.RESIZED, missedReports: 0 },
     },
     // running
     {
       name: 'RUNNING while shutoff: running, vm_state active',
       observed: observed(PowerState.RUNNING),
       row: row({ powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF }),
-      expected: { action: 'update', rule: 'running', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE },
+      expected: { action: 'update', rule: 'running', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, missedReports: 0 },
     },
     {
       name: 'BLOCKED while error: running, vm_state active',
       observed: observed(PowerState.BLOCKED),
       row: row({ powerState: PowerState.NOSTATE, vmState: VmState.ERROR }),
-      expected: { action: 'update', rule: 'running', powerState: PowerState.BLOCKED, vmState: VmState.ACTIVE },
+      expected: { action: 'update', rule: 'running', powerState: PowerState.BLOCKED, vmState: VmState.ACTIVE, missedReports: 0 },
     },
     // power-only / missing
     {
       name: 'PAUSED while active: power-only, vm_state kept',
       observed: observed(PowerState.PAUSED),
       row: row(),
-      expected: { action: 'update', rule: 'power-only', powerState: PowerState.PAUSED, vmState: VmState.ACTIVE },
+      expected: { action: 'update', rule: 'power-only', powerState: PowerState.PAUSED, vmState: VmState.ACTIVE, missedReports: 0 },
     },
     {
       name: 'SUSPENDED while active: power-only',
       observed: observed(PowerState.SUSPENDED),
       row: row(),
-      expected: { action: 'update', rule: 'power-only', powerState: PowerState.SUSPENDED, vmState: VmState.ACTIVE },
+      expected: { action: 'update', rule: 'power-only', powerState: PowerState.SUSPENDED, vmState: VmState.ACTIVE, missedReports: 0 },
     },
     {
       name: 'found in NOSTATE: power-only, not missing',
       observed: observed(PowerState.NOSTATE),
       row: row(),
-      expected: { action: 'update', rule: 'power-only', powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE },
+      expected: { action: 'update', rule: 'power-only', powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE, missedReports: 0 },
     },
     {
       name: 'not found, active row: missing, NOSTATE, vm_state kept (the seed leaves NOSTATE out of poweroff)',
       observed: observed(null),
       row: row(),
-      expected: { action: 'update', rule: 'missing', powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE },
+      expected: { action: 'update', rule: 'missing', powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE, missedReports: 1 },
     },
     {
       name: 'not found, shutoff row: missing',
       observed: observed(null),
       row: row({ powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF }),
-      expected: { action: 'update', rule: 'missing', powerState: PowerState.NOSTATE, vmState: VmState.SHUTOFF },
+      expected: { action: 'update', rule: 'missing', powerState: PowerState.NOSTATE, vmState: VmState.SHUTOFF, missedReports: 1 },
     },
   ];
 
@@ -314,6 +353,7 @@ describe('decide: the seed bug (stale vm_power_state after moved / migrating-in)
       rule: 'stopped',
       powerState: PowerState.SHUTOFF,
       vmState: VmState.SHUTOFF,
+      missedReports: 0,
     });
 
     const movedRow = row({ host: OTHER_HOST });
@@ -333,6 +373,58 @@ describe('RULE_REASONS', () => {
     for (const rule of [...UPDATE_RULES, ...SKIP_RULES]) {
       assert.ok(RULE_REASONS[rule].length > 0, rule);
     }
-    assert.equal(Object.keys(RULE_REASONS).length, UPDATE_RULES.length + SKIP_RULES.length);
+    assert.equal(Object.keys(RULE_REASONS).length, UPDATE_RULES.length + COUNT_RULES.length + SKIP_RULES.length);
+  });
+});
+
+describe('decide: task in progress and missed-report grace', () => {
+  const grace3: SyncPolicy = { missingGraceCycles: 3 };
+
+  test('a row with task_state set is never changed, whatever the hypervisor says', () => {
+    for (const state of [...POWER_STATES, null]) {
+      assert.deepEqual(decide(observed(state), row({ taskState: 'rebooting' })), { action: 'skip', rule: 'task-in-progress' });
+    }
+  });
+
+  test('grace 3: the first two misses are counted, the third sets NOSTATE', () => {
+    let current: InstanceSnapshot | undefined = row();
+    const rules: string[] = [];
+    for (let cycle = 1; cycle <= 3; cycle++) {
+      const at = new Date(OBSERVED_AT.getTime() + cycle * ONE_SECOND_MS);
+      const decision = decide(observed(null, { observedAt: at }), current, grace3);
+      rules.push(decision.rule);
+      current = nextSnapshot(current, decision, at) ?? current;
+    }
+    assert.deepEqual(rules, ['missing-grace', 'missing-grace', 'missing']);
+    assert.equal(current?.powerState, PowerState.NOSTATE);
+    assert.equal(current?.missedReports, 3);
+  });
+
+  test('a redelivered miss is not counted twice', () => {
+    const first = decide(observed(null), row(), grace3);
+    const after = nextSnapshot(row(), first, OBSERVED_AT);
+    assert.deepEqual(first, { action: 'count', rule: 'missing-grace', missedReports: 1 });
+    assert.deepEqual(decide(observed(null), after, grace3), { action: 'skip', rule: 'stale-observation' });
+  });
+
+  test('found again in the same state: the count starts over without a state change', () => {
+    const counted = row({ missedReports: 2, lastMissedAt: new Date(OBSERVED_AT.getTime() - ONE_SECOND_MS) });
+    const decision = decide(observed(PowerState.RUNNING), counted, grace3);
+    assert.deepEqual(decision, { action: 'count', rule: 'reappeared', missedReports: 0 });
+    const next = nextSnapshot(counted, decision, OBSERVED_AT);
+    assert.equal(next?.missedReports, 0);
+    assert.equal(next?.powerState, PowerState.RUNNING);
+    assert.equal(next?.powerStateUpdatedAt, null, 'a count is not a power-state change');
+  });
+
+  test('nextSnapshot writes nothing for a skip and stamps power_state_updated_at on an update', () => {
+    assert.equal(nextSnapshot(row(), { action: 'skip', rule: 'equal' }, OBSERVED_AT), undefined);
+    const decision = decide(observed(PowerState.SHUTOFF), row());
+    assert.deepEqual(nextSnapshot(row(), decision, OBSERVED_AT), {
+      ...row(),
+      powerState: PowerState.SHUTOFF,
+      vmState: VmState.SHUTOFF,
+      powerStateUpdatedAt: OBSERVED_AT,
+    });
   });
 });

@@ -15,8 +15,8 @@ const UUID = {
   f: '00000000-0000-4000-8000-00000000000f',
 } as const;
 
-function instance(uuid: string, powerState: PowerState, vmState: VmState = VmState.ACTIVE): HostInstance {
-  return { uuid, powerState, vmState };
+function instance(uuid: string, powerState: PowerState, vmState: VmState = VmState.ACTIVE, missedReports = 0): HostInstance {
+  return { uuid, powerState, vmState, missedReports };
 }
 
 function snapshot(
@@ -151,5 +151,17 @@ describe('compareHost', () => {
       result.discrepancies.map((d) => d.uuid),
       [UUID.f, UUID.c, UUID.a],
     );
+  });
+
+  test('an in-sync row being counted as missed is reported again, so the writer clears its count', () => {
+    const result = compareHost(
+      [instance('a', PowerState.RUNNING, VmState.ACTIVE, 2), instance('b', PowerState.RUNNING)],
+      snapshot([
+        ['a', PowerState.RUNNING],
+        ['b', PowerState.RUNNING],
+      ]),
+    );
+    assert.deepEqual(result.discrepancies, [{ uuid: 'a', powerState: PowerState.RUNNING }]);
+    assert.equal(result.drifted, 0);
   });
 });
