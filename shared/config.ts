@@ -28,6 +28,8 @@ function common(env: z.infer<typeof commonEnv>) {
 
 export type CommonConfig = ReturnType<typeof common>;
 
+const booleanFlag = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((value) => ['true', '1', 'yes'].includes(value));
+
 const hostList = z
   .string()
   .transform((value) => value.split(',').map((host) => host.trim()).filter((host) => host !== ''))
@@ -56,6 +58,10 @@ export const syncAgentEnv = commonEnv
     LIBVIRT_CONCURRENCY: positiveInt.default(16),
     /** Hosts synced at the same time by this agent. */
     AGENT_HOST_CONCURRENCY: positiveInt.default(4),
+    /** Watch libvirt lifecycle events (through `virsh event`) and observe a domain as soon as it changes. */
+    AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
+    /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
+    EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   })
   .transform((env) => ({
     ...common(env),
@@ -63,6 +69,8 @@ export const syncAgentEnv = commonEnv
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
+    lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
+    eventDebounceMs: env.EVENT_DEBOUNCE_MS,
   }));
 
 export const stateWriterEnv = commonEnv

@@ -1,24 +1,16 @@
 /**
  * The writer service: observations in, batched commits, acks after commit, change
- * events out through the outbox relay. Invalid observations are dead-lettered with the
- * reason; a batch that fails on a transient database error is retried with backoff while
- * its deliveries stay unacked.
+ * events out through the outbox relay.
  */
 import type { Kysely } from 'kysely';
-import { createBatcher } from '../../shared/batcher.ts';
+import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
-import { type Delivery, startConsumer } from '../../shared/bus/consumer.ts';
-import { deadLetter } from '../../shared/bus/dead-letter.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
 import { declareCoreTopology, Queue } from '../../shared/bus/topology.ts';
 import type { StateWriterConfig } from '../../shared/config.ts';
 import type { Database } from '../../shared/db/database.ts';
-import { isTransientDatabaseError } from '../../shared/db/transient-error.ts';
-import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
-import { parseMessage } from '../../shared/messages/codec.ts';
-import { type Observation, observationSchema } from '../../shared/messages/observation.ts';
-import { retryWithBackoff } from '../../shared/retry.ts';
+import { observationSchema } from '../../shared/messages/observation.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
 import { applyObservations, type BatchResult } from './apply-observations.ts';
@@ -34,60 +26,28 @@ export async function startStateWriter(deps: {
   const log = deps.log.child({ component: 'state-writer' });
   const publisher = createPublisher(bus, { name: 'state-writer.publish', log, setup: declareCoreTopology });
   const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, log });
-  const stopping = new AbortController();
-
-  const commit = (observations: Observation[]): Promise<BatchResult> =>
-    retryWithBackoff(() => applyObservations(db, observations, config.policy), {
-      shouldRetry: isTransientDatabaseError,
-      signal: stopping.signal,
-      onRetry: (err, attempt, delayMs) =>
-        log.warn({ err: coerceError(err), attempt, delayMs, observations: observations.length }, 'batch rolled back, retrying'),
-    });
-
-  const flush = async (deliveries: Delivery[]): Promise<void> => {
-    const started = Date.now();
-    const valid: Array<{ delivery: Delivery; observation: Observation }> = [];
-    for (const delivery of deliveries) {
-      const parsed = parseMessage(observationSchema, delivery.message.content);
-      if (parsed.ok) valid.push({ delivery, observation: parsed.value });
-      else await deadLetter(publisher, delivery, parsed.reason, log);
-    }
-    if (valid.length === 0) return;
-
-    let result: BatchResult;
-    try {
-      result = await commit(valid.map((entry) => entry.observation));
-    } catch (err) {
-      log.error({ err: coerceError(err), observations: valid.length }, 'batch failed, requeueing its observations');
-      for (const { delivery } of valid) delivery.requeue();
-      return;
-    }
-    for (const { delivery } of valid) delivery.ack();
-    relay.wake();
-    logBatch(log, result, valid.length, Date.now() - started);
-  };
-
-  const batcher = createBatcher<Delivery>({ maxSize: config.batchSize, lingerMs: config.batchLingerMs, flush });
-  const consumer = await startConsumer(bus, {
+  const consumer = await startBatchConsumer(bus, {
     name: 'state-writer.observations',
     log,
-    queues: [Queue.stateWriter],
-    // Room for the next batch to fill while this one commits.
-    prefetch: config.batchSize * 2,
-    setup: declareCoreTopology,
-    onDelivery: (delivery) => batcher.add(delivery),
+    queue: Queue.stateWriter,
+    schema: observationSchema,
+    batchSize: config.batchSize,
+    lingerMs: config.batchLingerMs,
+    publisher,
+    write: (observations) => applyObservations(db, observations, config.policy),
+    onWritten: (result, observations, durationMs) => {
+      relay.wake();
+      logBatch(log, result, observations, durationMs);
+    },
   });
-  log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs }, 'consuming observations');
+  log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
 
   let stopped: Promise<void> | undefined;
   return {
     stop() {
       stopped ??= (async () => {
-        await consumer.cancel();
-        await batcher.drain();
-        stopping.abort();
+        await consumer.stop();
         await relay.stop();
-        await consumer.close();
         await publisher.close();
       })();
       return stopped;

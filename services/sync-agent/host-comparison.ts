@@ -23,6 +23,14 @@ export interface HostComparison {
   unknownUuids: string[];
 }
 
+/**
+ * A found instance is reported when its state differs from the row's, or when the writer
+ * is counting it as missed (it resets the count only if it hears the instance is back).
+ */
+export function needsObservation(row: Pick<HostInstance, 'powerState' | 'missedReports'>, state: PowerState): boolean {
+  return state !== row.powerState || row.missedReports > 0;
+}
+
 export function compareHost(rows: readonly HostInstance[], hypervisor: HypervisorSnapshot): HostComparison {
   const discrepancies: Discrepancy[] = [];
   let compared = 0;
@@ -39,13 +47,8 @@ export function compareHost(rows: readonly HostInstance[], hypervisor: Hyperviso
       continue;
     }
     compared++;
-    if (state !== row.powerState) {
-      drifted++;
-      discrepancies.push({ uuid: row.uuid, powerState: state });
-    } else if (row.missedReports > 0) {
-      // Back after being missed: the writer resets its count only if it hears so.
-      discrepancies.push({ uuid: row.uuid, powerState: state });
-    }
+    if (state !== row.powerState) drifted++;
+    if (needsObservation(row, state)) discrepancies.push({ uuid: row.uuid, powerState: state });
   }
   const unknownUuids = [...hypervisor.states.keys(), ...hypervisor.unreadable].filter((uuid) => !known.has(uuid));
   return {

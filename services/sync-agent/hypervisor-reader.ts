@@ -18,8 +18,15 @@ export interface HypervisorSnapshot {
   unreadable: Set<string>;
 }
 
+export interface DomainReading {
+  uuid: string;
+  state: PowerState;
+}
+
 export interface HypervisorReader {
   read(): Promise<HypervisorSnapshot>;
+  /** One domain by name (what lifecycle events carry); null if libvirt no longer knows it. */
+  readDomain(name: string): Promise<DomainReading | null>;
   close(): Promise<void>;
 }
 
@@ -73,6 +80,26 @@ export function createLibvirtReader(options: { uri: string; concurrency: number;
         });
         return { domainCount: domains.length, states, unreadable };
       } catch (err) {
+        await disconnect();
+        throw new DependencyError('hypervisor', `libvirt ${options.uri}: ${(err as Error).message}`, err);
+      }
+    },
+    async readDomain(name) {
+      let hypervisor: Hypervisor;
+      try {
+        hypervisor = await connect();
+      } catch (err) {
+        await disconnect();
+        throw new DependencyError('hypervisor', `libvirt ${options.uri}: ${(err as Error).message}`, err);
+      }
+      try {
+        const domain = await hypervisor.domainLookupByName(name);
+        const uuid = (await hypervisor.domainGetUUIDString(domain)).toLowerCase();
+        const state = fromLibvirtState((await hypervisor.domainGetInfo(domain)).state);
+        return state === undefined ? null : { uuid, state };
+      } catch (err) {
+        // The bindings keep only libvirt's message; "Domain not found" is VIR_ERR_NO_DOMAIN.
+        if (/domain not found/i.test((err as Error).message)) return null;
         await disconnect();
         throw new DependencyError('hypervisor', `libvirt ${options.uri}: ${(err as Error).message}`, err);
       }

@@ -1,6 +1,9 @@
 /**
  * The agent: consumes each served host's tick queue and runs a host sync per tick, at
- * most `hostConcurrency` at once. A tick is acked only after its observations are confirmed.
+ * most `hostConcurrency` at once; a tick is acked only after its observations are
+ * confirmed. With lifecycle events on, it also watches each host's libvirt and observes
+ * a domain once its events have settled: drift is caught in about a second, and the
+ * ticks remain the safety net.
  */
 import type { Kysely } from 'kysely';
 import type { BusConnection } from '../../shared/bus/connect.ts';
@@ -16,8 +19,10 @@ import type { Logger } from '../../shared/logging.ts';
 import { parseMessage } from '../../shared/messages/codec.ts';
 import { tickSchema } from '../../shared/messages/tick.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
+import { createDebouncer } from './debouncer.ts';
 import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
+import { type LifecycleWatcher, startLifecycleWatcher } from './lifecycle-watcher.ts';
 
 export async function startSyncAgent(deps: {
   config: SyncAgentConfig;
@@ -27,22 +32,19 @@ export async function startSyncAgent(deps: {
 }): Promise<RunningService> {
   const { config, bus } = deps;
   const log = deps.log.child({ component: 'sync-agent' });
+  const uriOf = (host: string): string => config.libvirtUri.replaceAll('{host}', host);
   const readers = new Map<string, HypervisorReader>(
-    config.hosts.map((host) => [
-      host,
-      createLibvirtReader({ uri: config.libvirtUri.replaceAll('{host}', host), concurrency: config.libvirtConcurrency, log: log.child({ host }) }),
-    ]),
+    config.hosts.map((host) => [host, createLibvirtReader({ uri: uriOf(host), concurrency: config.libvirtConcurrency, log: log.child({ host }) })]),
   );
   const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
   const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: declareCoreTopology });
-  const syncHost = createHostSync({
-    db: deps.db,
-    publisher,
-    readerFor: (host) => readers.get(host) as HypervisorReader,
-    log,
-  });
+  const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, log });
   const limiter = createLimiter(config.hostConcurrency);
   const inFlight = new Set<Promise<void>>();
+  const track = (work: Promise<void>): void => {
+    const tracked = work.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  };
 
   const handleTick = async (delivery: Delivery): Promise<void> => {
     const parsed = parseMessage(tickSchema, delivery.message.content);
@@ -53,7 +55,7 @@ export async function startSyncAgent(deps: {
     }
     const tick = parsed.value;
     try {
-      await limiter.run(() => syncHost({ host: tick.host, tickId: tick.tickId, trigger: 'tick' }));
+      await limiter.run(() => sync.syncHost(tick));
     } catch (err) {
       // Only the report publish can fail here; the next tick redoes the host anyway.
       log.error({ err: coerceError(err), host: tick.host }, 'host report not published');
@@ -70,17 +72,35 @@ export async function startSyncAgent(deps: {
       await declareCoreTopology(channel);
       for (const host of config.hosts) await declareTickQueue(channel, host);
     },
-    onDelivery: (delivery) => {
-      const work = handleTick(delivery).finally(() => inFlight.delete(work));
-      inFlight.add(work);
-    },
+    onDelivery: (delivery) => track(handleTick(delivery)),
   });
-  log.info({ hosts: config.hosts.length }, 'consuming ticks');
+
+  const watchers: LifecycleWatcher[] = [];
+  // Keys are host + NUL + domain name: neither can contain a NUL.
+  const debouncer = createDebouncer(config.eventDebounceMs, (key) => {
+    const [host, domainName] = key.split('\u0000') as [string, string];
+    track(
+      sync.syncDomain(host, domainName).then(
+        (outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event'),
+        (err: unknown) => log.warn({ err: coerceError(err), host, domainName }, 'domain not observed after lifecycle event, the next tick covers it'),
+      ),
+    );
+  });
+  if (config.lifecycleEvents) {
+    for (const host of config.hosts) {
+      watchers.push(
+        startLifecycleWatcher({ uri: uriOf(host), log: log.child({ host }), onEvent: (event) => debouncer.push(`${host}\u0000${event.domainName}`) }),
+      );
+    }
+  }
+  log.info({ hosts: config.hosts.length, lifecycleEvents: config.lifecycleEvents }, 'consuming ticks');
 
   let stopped: Promise<void> | undefined;
   return {
     stop() {
       stopped ??= (async () => {
+        await Promise.all(watchers.map((watcher) => watcher.stop()));
+        debouncer.clear();
         await consumer.cancel();
         await Promise.allSettled(inFlight);
         await consumer.close();

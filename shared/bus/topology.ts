@@ -13,7 +13,7 @@ export const Exchange = {
   observations: 'virtsync.observations',
   /** topic, `instance.<host>.<new power state>` */
   changes: 'virtsync.changes',
-  /** topic, `report.<host>` */
+  /** topic, `report.<host>` and `unknown.<host>` */
   reports: 'virtsync.reports',
   /** fanout into the dead-letter queue */
   deadLetter: 'virtsync.dead-letter',
@@ -22,6 +22,7 @@ export const Exchange = {
 export const Queue = {
   stateWriter: 'virtsync.state-writer',
   auditSubscriber: 'virtsync.audit-subscriber',
+  hostReports: 'virtsync.host-reports',
   deadLetter: 'virtsync.dead-letter',
 } as const;
 
@@ -47,6 +48,10 @@ export function reportRoutingKey(host: string): string {
   return `report.${hostRoutingWord(host)}`;
 }
 
+export function unknownDomainRoutingKey(host: string): string {
+  return `unknown.${hostRoutingWord(host)}`;
+}
+
 const durableQuorum = {
   durable: true,
   arguments: {
@@ -59,7 +64,8 @@ const durableQuorum = {
 /**
  * Exchanges plus the queues that must exist before anything is published to them, so
  * that nothing is lost while their consumer is down or not yet deployed: observations
- * wait for a writer, committed changes for the audit subscriber. Every service declares this.
+ * wait for a writer, committed changes and host reports for the audit subscriber.
+ * Every service declares this.
  */
 export async function declareCoreTopology(channel: Channel): Promise<void> {
   await channel.assertExchange(Exchange.ticks, 'direct', { durable: true });
@@ -73,6 +79,12 @@ export async function declareCoreTopology(channel: Channel): Promise<void> {
   await channel.bindQueue(Queue.stateWriter, Exchange.observations, 'observation.#');
   await channel.assertQueue(Queue.auditSubscriber, durableQuorum);
   await channel.bindQueue(Queue.auditSubscriber, Exchange.changes, 'instance.#');
+  // Only the newest report per host matters: a long outage of its consumer must not pile up forever.
+  await channel.assertQueue(Queue.hostReports, {
+    ...durableQuorum,
+    arguments: { ...durableQuorum.arguments, 'x-max-length': 100_000, 'x-overflow': 'drop-head' },
+  });
+  await channel.bindQueue(Queue.hostReports, Exchange.reports, 'report.#');
 }
 
 /**

@@ -26,6 +26,20 @@ export async function readHostInstances(db: Db, host: string): Promise<HostInsta
   return rows.map((row) => ({ uuid: row.uuid, powerState: row.power_state, vmState: row.vm_state, missedReports: row.missed_reports }));
 }
 
+/** Where one live instance is, for the agent's per-domain sync after a lifecycle event. */
+export async function readInstanceLocation(
+  db: Db,
+  uuid: string,
+): Promise<{ host: string; powerState: PowerState; missedReports: number } | undefined> {
+  const row = await db
+    .selectFrom('instances')
+    .select(['host', 'power_state', 'missed_reports'])
+    .where('uuid', '=', uuid)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
+  return row === undefined ? undefined : { host: row.host, powerState: row.power_state, missedReports: row.missed_reports };
+}
+
 /**
  * Locks and re-reads the rows a batch touches. Rows are locked in uuid order, so two
  * writers holding overlapping batches queue up behind each other instead of deadlocking.

@@ -8,6 +8,9 @@ export const hostReportSchema = z.object({
   schemaVersion: schemaVersionSchema,
   host: hostNameSchema,
   tickId: messageIdSchema.nullable(),
+  /** The tick producer's cycle number; 0 for a sync asked for on demand. */
+  cycle: z.number().int().min(0),
+  trigger: z.enum(['periodic', 'manual']),
   startedAt: timestampSchema,
   durationMs: z.number().min(0),
   outcome: z.enum(['synced', 'failed']),

@@ -71,7 +71,8 @@ export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promi
         startServiceProcess({
           service: 'sync-agent',
           instance: String(index + 1),
-          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(options.fleetDir) },
+          // test:///<file> connections are private to the agent: no one else can change them, so no events.
+          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(options.fleetDir), AGENT_LIFECYCLE_EVENTS: 'false' },
           logDir: options.logDir,
         }),
       ),

@@ -61,6 +61,8 @@ describe('loadConfig: defaults', () => {
       libvirtUri: 'qemu:///system',
       libvirtConcurrency: 16,
       hostConcurrency: 4,
+      lifecycleEvents: true,
+      eventDebounceMs: 1_000,
     });
   });
 

@@ -50,6 +50,8 @@ const validHostReport = {
   schemaVersion: 1,
   host: 'compute-1',
   tickId: null,
+  cycle: 0,
+  trigger: 'manual' as const,
   startedAt: AT,
   durationMs: 12.5,
   outcome: 'synced',
@@ -269,7 +271,13 @@ describe('parseMessage: property-style, never throws', () => {
   ];
 
   function mutate(valid: Record<string, unknown>): Buffer {
-    switch (int(4)) {
+    switch (int(5)) {
+      case 4: {
+        // Add unknown fields: consumers must tolerate them (forward compatibility).
+        const message: Record<string, unknown> = structuredClone(valid);
+        message[`extra${int(1000)}`] = pick(replacements);
+        return bytes(message);
+      }
       case 0: {
         // Random bytes.
         const buffer = Buffer.alloc(int(64));
@@ -328,7 +336,7 @@ describe('parseMessage: property-style, never throws', () => {
       }
     }
     assert.equal(accepted + rejectedCount, ITERATIONS);
-    // The mutations are not all trivially rejected, nor all accepted.
+    // The mutations are not all trivially rejected, nor all accepted (extra fields always are).
     assert.ok(rejectedCount > ITERATIONS / 2, `rejected ${rejectedCount}`);
     assert.ok(accepted > 0, `accepted ${accepted}`);
   });

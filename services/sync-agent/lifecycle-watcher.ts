@@ -1,0 +1,70 @@
+/**
+ * Supervises `virsh -c <uri> event --all --loop --timestamp` as the source of libvirt
+ * lifecycle events (the bindings have no event API). If virsh exits it is restarted with
+ * capped exponential backoff; the backoff resets once a run has lasted a while. Events are
+ * an optimisation: while the watcher is down, ticks still converge.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../../shared/logging.ts';
+import { type LifecycleEvent, parseVirshEventLine } from './virsh-event-line.ts';
+
+const MAX_BACKOFF_MS = 30_000;
+const HEALTHY_RUN_MS = 10_000;
+
+export interface LifecycleWatcher {
+  stop(): Promise<void>;
+}
+
+export function startLifecycleWatcher(options: {
+  uri: string;
+  log: Logger;
+  onEvent: (event: LifecycleEvent) => void;
+  /** The virsh binary; tests may point elsewhere. */
+  virsh?: string;
+}): LifecycleWatcher {
+  const log = options.log.child({ component: 'lifecycle-watcher' });
+  let child: ChildProcess | undefined;
+  let stopped = false;
+  let backoffMs = 500;
+  let restartTimer: NodeJS.Timeout | undefined;
+
+  const start = (): void => {
+    const startedAt = Date.now();
+    const proc = spawn(options.virsh ?? 'virsh', ['-q', '-c', options.uri, 'event', '--all', '--loop', '--timestamp'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      const event = parseVirshEventLine(line);
+      if (event !== null) options.onEvent(event);
+    });
+    let stderr = '';
+    proc.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-500);
+    });
+    proc.once('error', (err) => log.warn({ err }, 'could not start virsh event watcher'));
+    proc.once('close', (code, signal) => {
+      child = undefined;
+      if (stopped) return;
+      if (Date.now() - startedAt > HEALTHY_RUN_MS) backoffMs = 500;
+      log.warn({ code, signal, stderr: stderr.trim(), restartInMs: backoffMs }, 'lifecycle event watcher exited, restarting');
+      restartTimer = setTimeout(start, backoffMs);
+      backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
+    });
+    log.info({ uri: options.uri, pid: proc.pid }, 'watching libvirt lifecycle events');
+  };
+
+  start();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(restartTimer);
+      const current = child;
+      if (current === undefined || current.exitCode !== null) return;
+      const closed = new Promise<void>((resolve) => current.once('close', () => resolve()));
+      current.kill('SIGTERM');
+      await closed;
+    },
+  };
+}
