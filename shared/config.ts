@@ -15,6 +15,10 @@ const commonEnv = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a graceful shutdown may take before the process exits non-zero. */
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+  /** A database call taking longer counts as a failure for its circuit breaker. */
+  DATABASE_TIMEOUT_MS: positiveInt.default(30_000),
+  /** How long an open circuit breaker refuses calls before testing the dependency again. */
+  BREAKER_RESET_MS: positiveInt.default(30_000),
 });
 
 function common(env: z.infer<typeof commonEnv>) {
@@ -23,6 +27,8 @@ function common(env: z.infer<typeof commonEnv>) {
     amqpUrl: env.AMQP_URL,
     logLevel: env.LOG_LEVEL,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    databaseTimeoutMs: env.DATABASE_TIMEOUT_MS,
+    breakerResetMs: env.BREAKER_RESET_MS,
   };
 }
 
@@ -56,6 +62,8 @@ export const syncAgentEnv = commonEnv
     LIBVIRT_URI: z.string().min(1).default('qemu:///system'),
     /** libvirt calls in flight per host sync. */
     LIBVIRT_CONCURRENCY: positiveInt.default(16),
+    /** A libvirt call taking longer counts as a failure for the host's circuit breaker. */
+    LIBVIRT_TIMEOUT_MS: positiveInt.default(30_000),
     /** Hosts synced at the same time by this agent. */
     AGENT_HOST_CONCURRENCY: positiveInt.default(4),
     /** Watch libvirt lifecycle events (through `virsh event`) and observe a domain as soon as it changes. */
@@ -68,6 +76,7 @@ export const syncAgentEnv = commonEnv
     hosts: env.AGENT_HOSTS as readonly string[],
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
+    libvirtTimeoutMs: env.LIBVIRT_TIMEOUT_MS,
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,

@@ -39,6 +39,16 @@ export class DependencyError extends VirtsyncError {
   }
 }
 
+/** A circuit breaker refused the call: the dependency failed repeatedly and is given time. */
+export class CircuitOpenError extends DependencyError {
+  override readonly code = 'VS_CIRCUIT_OPEN';
+}
+
+/** Worth trying again later as it is (a dependency was unavailable). */
+export function isRetryableError(err: unknown): boolean {
+  return err instanceof VirtsyncError && err.retryable;
+}
+
 /** Turns any thrown value into an Error, so logs always get a stack and a message. */
 export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;

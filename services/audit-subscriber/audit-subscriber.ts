@@ -6,6 +6,7 @@
  * overdue or failing.
  */
 import type { Kysely } from 'kysely';
+import { createDatabaseBreaker } from '../../shared/breaker.ts';
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
@@ -47,6 +48,7 @@ export async function startAuditSubscriber(deps: {
   const log = deps.log.child({ component: 'audit-subscriber' });
   const publisher = createPublisher(bus, { name: 'audit-subscriber.dead-letter', log, setup: declareCoreTopology });
   const batching = { batchSize: config.batchSize, lingerMs: config.batchLingerMs, publisher };
+  const dbBreaker = createDatabaseBreaker(config, log);
 
   const changes = await startBatchConsumer(bus, {
     ...batching,
@@ -54,7 +56,7 @@ export async function startAuditSubscriber(deps: {
     log,
     queue: Queue.auditSubscriber,
     schema: changeEventSchema,
-    write: (events) => appendAuditEntries(db, events.map(toAuditEntry)),
+    write: (events) => dbBreaker.run(() => appendAuditEntries(db, events.map(toAuditEntry))),
     onWritten: (recorded, events) => log.info({ events, recorded, duplicates: events - recorded }, 'audit entries recorded'),
   });
   const reports = await startBatchConsumer(bus, {
@@ -63,7 +65,7 @@ export async function startAuditSubscriber(deps: {
     log,
     queue: Queue.hostReports,
     schema: hostReportSchema,
-    write: (batch) => recordHostReports(db, batch),
+    write: (batch) => dbBreaker.run(() => recordHostReports(db, batch)),
     onWritten: (_, count) => log.debug({ reports: count }, 'host reports recorded'),
   });
   log.info('consuming change events and host reports');

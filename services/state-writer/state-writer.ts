@@ -3,6 +3,7 @@
  * events out through the outbox relay.
  */
 import type { Kysely } from 'kysely';
+import { createDatabaseBreaker } from '../../shared/breaker.ts';
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
@@ -26,6 +27,7 @@ export async function startStateWriter(deps: {
   const log = deps.log.child({ component: 'state-writer' });
   const publisher = createPublisher(bus, { name: 'state-writer.publish', log, setup: declareCoreTopology });
   const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, log });
+  const dbBreaker = createDatabaseBreaker(config, log);
   const consumer = await startBatchConsumer(bus, {
     name: 'state-writer.observations',
     log,
@@ -34,7 +36,7 @@ export async function startStateWriter(deps: {
     batchSize: config.batchSize,
     lingerMs: config.batchLingerMs,
     publisher,
-    write: (observations) => applyObservations(db, observations, config.policy),
+    write: (observations) => dbBreaker.run(() => applyObservations(db, observations, config.policy)),
     onWritten: (result, observations, durationMs) => {
       relay.wake();
       logBatch(log, result, observations, durationMs);

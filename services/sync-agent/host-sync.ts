@@ -10,7 +10,8 @@ import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange, observationRoutingKey, reportRoutingKey, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { readHostInstances, readInstanceLocation } from '../../shared/db/instances.ts';
-import { coerceError } from '../../shared/errors.ts';
+import type { Breaker } from '../../shared/breaker.ts';
+import { CircuitOpenError, coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
@@ -31,6 +32,8 @@ export function createHostSync(deps: {
   db: Kysely<Database>;
   publisher: Publisher;
   readerFor: (host: string) => HypervisorReader;
+  /** Guards every database read of the agent. */
+  dbBreaker: Breaker;
   log: Logger;
 }): HostSync {
   const publishObservation = (observation: Omit<Observation, 'schemaVersion' | 'observationId'>): Promise<void> => {
@@ -59,8 +62,9 @@ export function createHostSync(deps: {
       const started = Date.now();
       let comparison: HostComparison | undefined;
       let error: string | null = null;
+      let skipped = false;
       try {
-        const rows = await readHostInstances(deps.db, host);
+        const rows = await deps.dbBreaker.run(() => readHostInstances(deps.db, host));
         // Stamped before libvirt is asked: if the cloud changes a row while we read, our view counts as older.
         const observedAt = new Date().toISOString();
         const hypervisor = await deps.readerFor(host).read();
@@ -81,7 +85,9 @@ export function createHostSync(deps: {
         ]);
       } catch (err) {
         error = coerceError(err).message;
-        log.error({ err: coerceError(err) }, 'host sync failed, the next tick retries');
+        skipped = err instanceof CircuitOpenError;
+        if (skipped) log.warn({ reason: error }, 'host sync skipped, the next tick retries');
+        else log.error({ err: coerceError(err) }, 'host sync failed, the next tick retries');
       }
 
       const report: HostReport = {
@@ -92,7 +98,7 @@ export function createHostSync(deps: {
         trigger,
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
-        outcome: error === null ? 'synced' : 'failed',
+        outcome: error === null ? 'synced' : skipped ? 'skipped' : 'failed',
         error,
         dbCount: comparison?.dbCount ?? 0,
         hypervisorCount: comparison?.hypervisorCount ?? 0,
@@ -118,7 +124,7 @@ export function createHostSync(deps: {
       const reading = await deps.readerFor(host).readDomain(domainName);
       // Undefined already: only a tick can tell which row, if any, it was.
       if (reading === null) return 'gone';
-      const row = await readInstanceLocation(deps.db, reading.uuid);
+      const row = await deps.dbBreaker.run(() => readInstanceLocation(deps.db, reading.uuid));
       if (row === undefined || row.host !== host) {
         await publishUnknown({ host, instanceUuid: reading.uuid, powerState: reading.state, observedAt, trigger: 'event' });
         return 'unknown';

@@ -6,6 +6,7 @@
  * ticks remain the safety net.
  */
 import type { Kysely } from 'kysely';
+import { type Breaker, createBreaker, createDatabaseBreaker } from '../../shared/breaker.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { type Delivery, startConsumer } from '../../shared/bus/consumer.ts';
 import { deadLetter } from '../../shared/bus/dead-letter.ts';
@@ -34,11 +35,17 @@ export async function startSyncAgent(deps: {
   const log = deps.log.child({ component: 'sync-agent' });
   const uriOf = (host: string): string => config.libvirtUri.replaceAll('{host}', host);
   const readers = new Map<string, HypervisorReader>(
-    config.hosts.map((host) => [host, createLibvirtReader({ uri: uriOf(host), concurrency: config.libvirtConcurrency, log: log.child({ host }) })]),
+    config.hosts.map((host) => {
+      const hostLog = log.child({ host });
+      const reader = createLibvirtReader({ uri: uriOf(host), concurrency: config.libvirtConcurrency, log: hostLog });
+      const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log: hostLog, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
+      return [host, guardReader(reader, breaker)];
+    }),
   );
+  const dbBreaker = createDatabaseBreaker(config, log);
   const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
   const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: declareCoreTopology });
-  const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, log });
+  const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, log });
   const limiter = createLimiter(config.hostConcurrency);
   const inFlight = new Set<Promise<void>>();
   const track = (work: Promise<void>): void => {
@@ -109,5 +116,14 @@ export async function startSyncAgent(deps: {
       })();
       return stopped;
     },
+  };
+}
+
+/** Every libvirt call of a host through that host's breaker: one hung hypervisor cannot hold up the others. */
+function guardReader(reader: HypervisorReader, breaker: Breaker): HypervisorReader {
+  return {
+    read: () => breaker.run(() => reader.read()),
+    readDomain: (name) => breaker.run(() => reader.readDomain(name)),
+    close: () => reader.close(),
   };
 }

@@ -8,7 +8,7 @@
 import type { z } from 'zod';
 import { createBatcher } from '../batcher.ts';
 import { isTransientDatabaseError } from '../db/transient-error.ts';
-import { coerceError } from '../errors.ts';
+import { coerceError, isRetryableError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import { parseMessage } from '../messages/codec.ts';
 import { retryWithBackoff } from '../retry.ts';
@@ -55,7 +55,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     let result: R;
     try {
       result = await retryWithBackoff(() => options.write(messages), {
-        shouldRetry: isTransientDatabaseError,
+        shouldRetry: (err) => isTransientDatabaseError(err) || isRetryableError(err),
         signal: stopping.signal,
         onRetry: (err, attempt, delayMs) =>
           log.warn({ err: coerceError(err), attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying'),

@@ -13,8 +13,9 @@ export const hostReportSchema = z.object({
   trigger: z.enum(['periodic', 'manual']),
   startedAt: timestampSchema,
   durationMs: z.number().min(0),
-  outcome: z.enum(['synced', 'failed']),
-  /** Why the sync failed; null when it did not. */
+  /** skipped: a circuit breaker refused the call (the dependency failed repeatedly). */
+  outcome: z.enum(['synced', 'failed', 'skipped']),
+  /** Why the sync failed or was skipped; null when it did not. */
   error: z.string().nullable(),
   dbCount: count,
   hypervisorCount: count,

@@ -15,6 +15,8 @@ const COMMON_DEFAULTS = {
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672/',
   logLevel: 'info',
   shutdownTimeoutMs: 10_000,
+  databaseTimeoutMs: 30_000,
+  breakerResetMs: 30_000,
 };
 
 /** Asserts a ConfigError whose message names every variable in `names`. */
@@ -60,6 +62,7 @@ describe('loadConfig: defaults', () => {
       hosts: ['compute-1'],
       libvirtUri: 'qemu:///system',
       libvirtConcurrency: 16,
+      libvirtTimeoutMs: 30_000,
       hostConcurrency: 4,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
