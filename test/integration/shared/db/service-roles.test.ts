@@ -1,0 +1,95 @@
+/**
+ * Least privilege, checked by connecting as each service's role: agents only read
+ * instances, only the writer updates them, the audit subscriber only appends to its trail.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
+
+const SERVICE_ROLES = ['virtsync_tick_producer', 'virtsync_agent', 'virtsync_writer', 'virtsync_audit', 'virtsync_reader'] as const;
+type ServiceRole = (typeof SERVICE_ROLES)[number];
+
+let database: TestDatabase;
+const logins = new Map<ServiceRole, { user: string; client: pg.Client }>();
+const uuid = randomUUID();
+
+before(async () => {
+  database = await createTestDatabase();
+  await database.db.insertInto('compute_hosts').values({ host: 'h1' }).execute();
+  await database.db.insertInto('instances').values({ uuid, host: 'h1', power_state: 1, vm_state: 'active' }).execute();
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  for (const role of SERVICE_ROLES) {
+    const user = `vs_test_${role.slice('virtsync_'.length)}_${randomBytes(3).toString('hex')}`;
+    await admin.query(`create role ${user} login in role ${role}`);
+    const url = new URL(database.url);
+    url.username = user;
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    logins.set(role, { user, client });
+  }
+  await admin.end();
+});
+
+after(async () => {
+  const users = [...logins.values()];
+  for (const { client } of users) await client.end();
+  await database?.drop();
+  if (users.length === 0) return;
+  const admin = new pg.Client({ connectionString: database.url.replace(/\/[^/]+$/, '/postgres') });
+  await admin.connect();
+  for (const { user } of users) await admin.query(`drop role if exists ${user}`);
+  await admin.end();
+});
+
+function as(role: ServiceRole): pg.Client {
+  return (logins.get(role) as { client: pg.Client }).client;
+}
+
+async function denied(role: ServiceRole, statement: string, params: unknown[] = []): Promise<void> {
+  await assert.rejects(as(role).query(statement, params), (err: unknown) => (err as { code?: string }).code === '42501', `${role}: ${statement}`);
+}
+
+const updateInstance = 'update instances set power_state = 5 where uuid = $1';
+const insertAudit = `insert into audit_log (event_id, instance_uuid, host, rule, reason, before_power_state, after_power_state,
+  before_vm_state, after_vm_state, observation_id, observed_at, committed_at)
+  values ($1, $2, 'h1', 'stopped', 'r', 1, 5, 'active', 'shutoff', $1, now(), now())`;
+
+describe('service roles', () => {
+  test('the agent reads instances and can change nothing', async () => {
+    assert.equal((await as('virtsync_agent').query('select uuid from instances where host = $1', ['h1'])).rowCount, 1);
+    await denied('virtsync_agent', updateInstance, [uuid]);
+    await denied('virtsync_agent', insertAudit, [randomUUID(), uuid]);
+    await denied('virtsync_agent', "insert into change_outbox (event_id, routing_key, payload) values (gen_random_uuid(), 'k', '{}')");
+  });
+
+  test('the writer updates instances and writes the outbox, but not the audit trail', async () => {
+    assert.equal((await as('virtsync_writer').query(updateInstance, [uuid])).rowCount, 1);
+    await as('virtsync_writer').query("insert into change_outbox (event_id, routing_key, payload) values (gen_random_uuid(), 'k', '{}')");
+    await denied('virtsync_writer', insertAudit, [randomUUID(), uuid]);
+    await denied('virtsync_writer', 'delete from instances where uuid = $1', [uuid]);
+    await denied('virtsync_writer', "insert into instances (uuid, host, power_state, vm_state) values (gen_random_uuid(), 'h1', 1, 'active')");
+  });
+
+  test('the audit subscriber only appends to its trail and records host reports', async () => {
+    const eventId = randomUUID();
+    const inserted = await as('virtsync_audit').query(`${insertAudit} on conflict (event_id) do nothing returning event_id`, [eventId, uuid]);
+    assert.equal(inserted.rowCount, 1);
+    await denied('virtsync_audit', 'update audit_log set reason = $1', ['rewritten']);
+    await denied('virtsync_audit', 'delete from audit_log');
+    await denied('virtsync_audit', updateInstance, [uuid]);
+  });
+
+  test('the tick producer reads the host list only', async () => {
+    assert.equal((await as('virtsync_tick_producer').query('select host from compute_hosts')).rowCount, 1);
+    await denied('virtsync_tick_producer', 'select uuid from instances');
+  });
+
+  test('the reader role reads everything and writes nothing', async () => {
+    await as('virtsync_reader').query('select * from audit_log');
+    await as('virtsync_reader').query('select * from host_sync_reports');
+    await denied('virtsync_reader', updateInstance, [uuid]);
+  });
+});
