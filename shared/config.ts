@@ -139,3 +139,16 @@ function deepFreeze<T>(value: T): Readonly<T> {
   }
   return value;
 }
+
+/** Each service's environment schema, by service name: what the operator's guide must document. */
+export const SERVICE_ENVIRONMENTS = {
+  'tick-producer': tickProducerEnv,
+  'sync-agent': syncAgentEnv,
+  'state-writer': stateWriterEnv,
+  'audit-subscriber': auditSubscriberEnv,
+} as const;
+
+/** The variable names a service's schema reads. */
+export function variablesOf(env: (typeof SERVICE_ENVIRONMENTS)[keyof typeof SERVICE_ENVIRONMENTS]): string[] {
+  return Object.keys(env.in.shape);
+}
