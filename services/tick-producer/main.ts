@@ -1,6 +1,7 @@
 import { connectBus } from '../../shared/bus/connect.ts';
 import { tickProducerEnv } from '../../shared/config.ts';
 import { createDatabase } from '../../shared/db/connect.ts';
+import { createLeaderLock } from '../../shared/db/leader-lock.ts';
 import { runService } from '../../shared/service-runner.ts';
 import { startTickProducer } from './tick-producer.ts';
 
@@ -10,7 +11,10 @@ await runService({
   async start({ config, log }) {
     const db = createDatabase({ url: config.databaseUrl, log, maxConnections: 2 });
     const bus = connectBus({ url: config.amqpUrl, name: 'virtsync tick-producer', log });
-    const producer = startTickProducer({ config, db, bus, log });
+    // A standby notices a dead leader within a quarter interval (5 s at most).
+    const lockCheckMs = Math.min(5_000, Math.ceil(config.tickIntervalMs / 4));
+    const lock = createLeaderLock({ url: config.databaseUrl, name: 'virtsync.tick-producer', retryMs: lockCheckMs, checkMs: lockCheckMs, log });
+    const producer = startTickProducer({ config, db, bus, lock, log });
     const stop = async (): Promise<void> => {
       await producer.stop();
       await bus.close();

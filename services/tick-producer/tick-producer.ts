@@ -1,7 +1,10 @@
 /**
- * Publishes one tick per enabled compute host per interval, spread over the interval.
- * The host list is re-read at the start of every cycle; a new host's tick queue is
- * declared before its first tick (and re-declared after every reconnect).
+ * Publishes one tick per enabled compute host per interval, at the host's fixed slot
+ * (see tick-schedule.ts), while this process holds the leader lock. Several producers
+ * can run: one publishes, the others wait on the lock; a standby that takes over
+ * continues the schedule from the moment it became leader. The host list is re-read
+ * every interval; a new host's tick queue is declared before its first tick (and
+ * re-declared after every reconnect).
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,16 +15,17 @@ import { declareCoreTopology, declareTickQueue, Exchange } from '../../shared/bu
 import type { TickProducerConfig } from '../../shared/config.ts';
 import { listEnabledHosts } from '../../shared/db/compute-hosts.ts';
 import type { Database } from '../../shared/db/database.ts';
+import type { LeaderLock } from '../../shared/db/leader-lock.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type Tick, tickSchema } from '../../shared/messages/tick.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
-import { planCycle } from './tick-schedule.ts';
+import { planSlots, type ScheduledTick } from './tick-schedule.ts';
 
 export interface TickProducer extends RunningService {
-  /** Resolves when the configured number of cycles is done (never, for 0). */
+  /** Resolves when the configured number of cycles is done (never, for 0) or the producer stops. */
   finished: Promise<void>;
 }
 
@@ -29,60 +33,76 @@ export function startTickProducer(deps: {
   config: TickProducerConfig;
   db: Kysely<Database>;
   bus: BusConnection;
+  lock: LeaderLock;
   log: Logger;
 }): TickProducer {
-  const { config, db, bus } = deps;
+  const { config, db, bus, lock } = deps;
+  const intervalMs = config.tickIntervalMs;
   const log = deps.log.child({ component: 'tick-producer' });
   const publisher = createPublisher(bus, { name: 'tick-producer.publish', log, setup: declareCoreTopology });
   const declared = new Set<string>();
   const stopping = new AbortController();
 
-  const publishTick = async (host: string, cycle: number, dueAtMs: number): Promise<void> => {
+  const publishTick = async ({ host, cycle, dueAtMs }: ScheduledTick): Promise<void> => {
     if (!declared.has(host)) {
       await publisher.addSetup((channel: Parameters<typeof declareTickQueue>[0]) => declareTickQueue(channel, host));
       declared.add(host);
     }
-    const tick: Tick = {
-      schemaVersion: SCHEMA_VERSION,
-      tickId: randomUUID(),
-      host,
-      cycle,
-      scheduledAt: new Date(dueAtMs).toISOString(),
-      trigger: 'periodic',
-    };
+    const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle, scheduledAt: new Date(dueAtMs).toISOString(), trigger: 'periodic' };
     await publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' });
   };
 
-  const runCycle = async (cycle: number, cycleStartMs: number): Promise<void> => {
+  /** Publishes the slots of [fromMs, toMs) as they fall due; stops early if leadership is lost. */
+  const publishWindow = async (fromMs: number, toMs: number, signal: AbortSignal): Promise<void> => {
     const hosts = await listEnabledHosts(db);
-    const plan = planCycle(hosts, config.tickIntervalMs, cycleStartMs);
-    log.info({ cycle, hosts: hosts.length, intervalMs: config.tickIntervalMs }, 'tick cycle started');
+    const slots = planSlots(hosts, intervalMs, fromMs, toMs);
     let published = 0;
-    for (const { host, dueAtMs } of plan) {
-      const waitMs = dueAtMs - Date.now();
-      if (waitMs > 0) await sleep(waitMs, undefined, { signal: stopping.signal });
+    for (const slot of slots) {
+      const waitMs = slot.dueAtMs - Date.now();
+      if (waitMs > 0) await sleep(waitMs, undefined, { signal });
+      if (!lock.isHeld()) return;
       try {
-        await publishTick(host, cycle, dueAtMs);
+        await publishTick(slot);
         published++;
       } catch (err) {
-        log.error({ err: coerceError(err), host, cycle }, 'tick not published, the host waits for the next cycle');
+        log.error({ err: coerceError(err), host: slot.host, cycle: slot.cycle }, 'tick not published, the host waits for its next slot');
       }
     }
-    log.info({ cycle, published, hosts: plan.length }, 'tick cycle published');
+    log.info({ hosts: hosts.length, published, intervalMs }, 'tick interval published');
+  };
+
+  /** Acts as leader until leadership is lost, the producer stops, or the configured cycles are done. */
+  const lead = async (): Promise<'done' | 'lost'> => {
+    const leaderSinceMs = Date.now();
+    const untilMs = config.maxCycles > 0 ? leaderSinceMs + config.maxCycles * intervalMs : Number.POSITIVE_INFINITY;
+    const signal = AbortSignal.any([stopping.signal, lock.lost()]);
+    let cursorMs = leaderSinceMs;
+    while (cursorMs < untilMs) {
+      const toMs = Math.min(cursorMs + intervalMs, untilMs);
+      try {
+        await publishWindow(cursorMs, toMs, signal);
+        cursorMs = toMs;
+      } catch (err) {
+        if (signal.aborted) return stopping.signal.aborted ? 'done' : 'lost';
+        log.error({ err: coerceError(err) }, 'tick interval failed, slots missed meanwhile are skipped');
+        await sleep(Math.min(intervalMs, 5_000), undefined, { signal }).catch(() => undefined);
+        cursorMs = Date.now();
+      }
+      if (!lock.isHeld()) return 'lost';
+    }
+    return 'done';
   };
 
   const finished = (async () => {
-    const firstStartMs = Date.now();
-    for (let cycle = 1; config.maxCycles === 0 || cycle <= config.maxCycles; cycle++) {
-      const cycleStartMs = firstStartMs + (cycle - 1) * config.tickIntervalMs;
+    while (!stopping.signal.aborted) {
       try {
-        await runCycle(cycle, cycleStartMs);
-        const restMs = cycleStartMs + config.tickIntervalMs - Date.now();
-        if (restMs > 0 && (config.maxCycles === 0 || cycle < config.maxCycles)) await sleep(restMs, undefined, { signal: stopping.signal });
-      } catch (err) {
-        if (stopping.signal.aborted) return;
-        log.error({ err: coerceError(err), cycle }, 'tick cycle failed, trying again next interval');
+        await lock.acquire(stopping.signal);
+      } catch {
+        return; // stopped while standing by
       }
+      log.info({ intervalMs, maxCycles: config.maxCycles }, 'leading: publishing ticks');
+      if ((await lead()) === 'done') return;
+      log.warn('no longer the leader, standing by');
     }
   })();
 
@@ -93,6 +113,7 @@ export function startTickProducer(deps: {
       stopped ??= (async () => {
         stopping.abort();
         await finished;
+        await lock.release();
         await publisher.close();
       })();
       return stopped;

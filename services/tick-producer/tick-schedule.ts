@@ -1,15 +1,40 @@
 /**
- * Spreads one cycle's ticks evenly over the interval instead of a burst: host i of n is
- * due at cycleStart + i·interval/n. Hosts are sorted so each keeps its slot from cycle
- * to cycle (exactly one interval between its ticks while the fleet does not change).
+ * When each host is ticked. A host's slot is a fixed point in every interval,
+ * `k·interval + offset(host)`, with the offset a hash of the host name: every producer
+ * computes the same schedule, so a standby that takes over simply continues it (no host
+ * ticked twice in a row, none skipped more than once), and adding or removing a host
+ * moves no other host's slot. Hashing spreads hosts over the interval instead of a burst.
  */
 export interface ScheduledTick {
   host: string;
   dueAtMs: number;
+  /** Which interval since the epoch the slot is in: the tick's cycle number. */
+  cycle: number;
 }
 
-export function planCycle(hosts: readonly string[], intervalMs: number, cycleStartMs: number): ScheduledTick[] {
-  const sorted = [...new Set(hosts)].sort();
-  const spacingMs = sorted.length === 0 ? 0 : intervalMs / sorted.length;
-  return sorted.map((host, index) => ({ host, dueAtMs: cycleStartMs + Math.floor(index * spacingMs) }));
+/** FNV-1a, 32 bit: stable across processes and releases, which is all this needs. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export function slotOffsetMs(host: string, intervalMs: number): number {
+  return hash(host) % intervalMs;
+}
+
+/** Every slot in [fromMs, toMs), in time order. */
+export function planSlots(hosts: readonly string[], intervalMs: number, fromMs: number, toMs: number): ScheduledTick[] {
+  const slots: ScheduledTick[] = [];
+  for (const host of new Set(hosts)) {
+    const offset = slotOffsetMs(host, intervalMs);
+    let cycle = Math.floor((fromMs - offset) / intervalMs);
+    for (let dueAtMs = cycle * intervalMs + offset; dueAtMs < toMs; cycle++, dueAtMs += intervalMs) {
+      if (dueAtMs >= fromMs) slots.push({ host, dueAtMs, cycle });
+    }
+  }
+  return slots.sort((a, b) => a.dueAtMs - b.dueAtMs || a.host.localeCompare(b.host));
 }

@@ -20,6 +20,8 @@ export interface ServiceProcess {
   exited: Promise<number | null>;
   /** SIGTERM, then wait for the exit; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** Sends a signal (SIGKILL for a crash) and waits for the exit. */
+  kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
 export function startServiceProcess(options: {
@@ -57,6 +59,10 @@ export function startServiceProcess(options: {
     exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };

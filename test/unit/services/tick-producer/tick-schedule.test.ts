@@ -1,82 +1,68 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { planCycle } from '../../../../services/tick-producer/tick-schedule.ts';
+import { planSlots, slotOffsetMs } from '../../../../services/tick-producer/tick-schedule.ts';
 
-const START_MS = 1_714_564_800_000;
+const INTERVAL = 600_000;
+const hosts = (n: number): string[] => Array.from({ length: n }, (_, i) => `cmp-${String(i).padStart(4, '0')}`);
+const T0 = Date.UTC(2026, 10, 24, 20, 0, 0);
 
-describe('planCycle', () => {
-  test('an empty fleet plans nothing', () => {
-    assert.deepEqual(planCycle([], 600_000, START_MS), []);
+describe('planSlots', () => {
+  test('every host gets exactly one slot in any window one interval long', () => {
+    for (const fromMs of [T0, T0 + 1, T0 + 123_456, T0 + INTERVAL - 1]) {
+      const slots = planSlots(hosts(500), INTERVAL, fromMs, fromMs + INTERVAL);
+      assert.equal(slots.length, 500);
+      assert.equal(new Set(slots.map((s) => s.host)).size, 500);
+      assert.ok(slots.every((s) => s.dueAtMs >= fromMs && s.dueAtMs < fromMs + INTERVAL));
+    }
   });
 
-  test('one host is due at the start of the cycle', () => {
-    assert.deepEqual(planCycle(['compute-1'], 600_000, START_MS), [{ host: 'compute-1', dueAtMs: START_MS }]);
+  test('slots are in time order and a host ticks exactly one interval apart', () => {
+    const slots = planSlots(hosts(50), INTERVAL, T0, T0 + 3 * INTERVAL);
+    assert.deepEqual(slots, [...slots].sort((a, b) => a.dueAtMs - b.dueAtMs || a.host.localeCompare(b.host)));
+    for (const host of hosts(50)) {
+      const mine = slots.filter((s) => s.host === host);
+      assert.equal(mine.length, 3);
+      assert.equal(mine[1]!.dueAtMs - mine[0]!.dueAtMs, INTERVAL);
+      assert.equal(mine[2]!.cycle, mine[0]!.cycle + 2);
+      assert.equal(mine[0]!.cycle, Math.floor((mine[0]!.dueAtMs - slotOffsetMs(host, INTERVAL)) / INTERVAL));
+    }
   });
 
-  test('hosts are spread evenly over the interval', () => {
-    assert.deepEqual(planCycle(['a', 'b', 'c', 'd'], 1_000, START_MS), [
-      { host: 'a', dueAtMs: START_MS },
-      { host: 'b', dueAtMs: START_MS + 250 },
-      { host: 'c', dueAtMs: START_MS + 500 },
-      { host: 'd', dueAtMs: START_MS + 750 },
-    ]);
+  test('a leader that takes over mid-way continues the same schedule: no slot twice, none lost', () => {
+    const fleet = hosts(300);
+    const whole = planSlots(fleet, INTERVAL, T0, T0 + 2 * INTERVAL);
+    const takeoverMs = T0 + 777_777;
+    const split = [...planSlots(fleet, INTERVAL, T0, takeoverMs), ...planSlots(fleet, INTERVAL, takeoverMs, T0 + 2 * INTERVAL)];
+    assert.deepEqual(split, whole);
   });
 
-  test('hosts are sorted, so each keeps its slot whatever order they are listed in', () => {
-    const plan = planCycle(['c', 'a', 'b'], 900, START_MS);
-    assert.deepEqual(plan, [
-      { host: 'a', dueAtMs: START_MS },
-      { host: 'b', dueAtMs: START_MS + 300 },
-      { host: 'c', dueAtMs: START_MS + 600 },
-    ]);
-    assert.deepEqual(planCycle(['b', 'c', 'a'], 900, START_MS), plan);
+  test("adding or removing hosts moves no other host's slot", () => {
+    const before = planSlots(hosts(100), INTERVAL, T0, T0 + INTERVAL);
+    const after = planSlots([...hosts(100).slice(10), 'new-1', 'new-2'], INTERVAL, T0, T0 + INTERVAL);
+    for (const slot of after.filter((s) => !s.host.startsWith('new-'))) {
+      assert.equal(slot.dueAtMs, before.find((s) => s.host === slot.host)?.dueAtMs, slot.host);
+    }
   });
 
-  test('duplicates get one tick', () => {
-    assert.deepEqual(planCycle(['b', 'a', 'b', 'a', 'a'], 1_000, START_MS), [
-      { host: 'a', dueAtMs: START_MS },
-      { host: 'b', dueAtMs: START_MS + 500 },
-    ]);
+  test('a large fleet is spread over the interval, not bunched', () => {
+    const slots = planSlots(hosts(2_000), INTERVAL, T0, T0 + INTERVAL);
+    const buckets = new Array<number>(10).fill(0);
+    for (const slot of slots) buckets[Math.floor(((slot.dueAtMs - T0) / INTERVAL) * 10)]!++;
+    // 200 expected per tenth of the interval; a hash keeps every tenth well within 2x.
+    assert.ok(Math.max(...buckets) < 300 && Math.min(...buckets) > 100, `buckets ${buckets.join(',')}`);
   });
 
-  test('an interval that does not divide evenly rounds offsets down to whole milliseconds', () => {
-    assert.deepEqual(
-      planCycle(['a', 'b', 'c'], 1_000, START_MS).map((tick) => tick.dueAtMs - START_MS),
-      [0, 333, 666],
-    );
+  test('duplicate hosts tick once; no hosts, no slots; empty window, no slots', () => {
+    assert.equal(planSlots(['a', 'a', 'b'], INTERVAL, T0, T0 + INTERVAL).length, 2);
+    assert.deepEqual(planSlots([], INTERVAL, T0, T0 + INTERVAL), []);
+    assert.deepEqual(planSlots(hosts(10), INTERVAL, T0, T0), []);
   });
 
-  test('the input list is not modified', () => {
-    const hosts = ['c', 'a', 'b', 'a'];
-    planCycle(hosts, 1_000, START_MS);
-    assert.deepEqual(hosts, ['c', 'a', 'b', 'a']);
+  test('offsets are stable and within the interval', () => {
+    for (const host of hosts(100)) {
+      const offset = slotOffsetMs(host, INTERVAL);
+      assert.equal(offset, slotOffsetMs(host, INTERVAL));
+      assert.ok(offset >= 0 && offset < INTERVAL);
+    }
   });
-
-  const sizes: { hosts: number; intervalMs: number }[] = [
-    { hosts: 1, intervalMs: 1 },
-    { hosts: 2, intervalMs: 1 },
-    { hosts: 3, intervalMs: 10 },
-    { hosts: 7, intervalMs: 1_000 },
-    { hosts: 1_000, intervalMs: 600_000 },
-    { hosts: 1_001, intervalMs: 600_000 },
-    { hosts: 5_000, intervalMs: 1_000 },
-  ];
-  for (const { hosts: count, intervalMs } of sizes) {
-    test(`${count} hosts over ${intervalMs} ms: whole-ms offsets in [start, start + interval), sorted, unique`, () => {
-      const hosts = Array.from({ length: count }, (_, i) => `compute-${String(count - i).padStart(5, '0')}`);
-      const plan = planCycle(hosts, intervalMs, START_MS);
-      assert.equal(plan.length, count);
-      assert.deepEqual(
-        plan.map((tick) => tick.host),
-        [...hosts].sort(),
-      );
-      let previous = -Infinity;
-      for (const tick of plan) {
-        assert.ok(Number.isInteger(tick.dueAtMs), `${tick.host} at ${tick.dueAtMs}`);
-        assert.ok(tick.dueAtMs >= START_MS && tick.dueAtMs < START_MS + intervalMs, `${tick.host} at ${tick.dueAtMs}`);
-        assert.ok(tick.dueAtMs >= previous, 'due times never go backwards');
-        previous = tick.dueAtMs;
-      }
-    });
-  }
 });

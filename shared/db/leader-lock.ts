@@ -1,0 +1,87 @@
+/**
+ * Leader election on a PostgreSQL session advisory lock, held on a connection of its own:
+ * whoever holds it is the leader; if the leader dies or its connection breaks, the server
+ * releases the lock and a standby's next try gets it. The holder checks its connection
+ * every `checkMs`, so a leader that lost the lock stops acting within that time.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import type { Logger } from '../logging.ts';
+
+export interface LeaderLock {
+  /** Resolves once this process is the leader; rejects if `signal` aborts first. */
+  acquire(signal: AbortSignal): Promise<void>;
+  /** Still the leader (as of the last check, at most `checkMs` ago)? */
+  isHeld(): boolean;
+  /** Aborted when leadership is lost; a new one is made on each acquire. */
+  lost(): AbortSignal;
+  release(): Promise<void>;
+}
+
+export function createLeaderLock(options: { url: string; name: string; retryMs: number; checkMs: number; log: Logger }): LeaderLock {
+  const log = options.log.child({ component: 'leader-lock', lock: options.name });
+  let client: pg.Client | undefined;
+  let held = false;
+  let lostController = new AbortController();
+  let checker: NodeJS.Timeout | undefined;
+
+  const drop = (reason: string, err?: unknown): void => {
+    const wasHeld = held;
+    held = false;
+    clearInterval(checker);
+    const current = client;
+    client = undefined;
+    current?.end().catch(() => undefined);
+    if (wasHeld) {
+      log.warn({ reason, err }, 'leadership lost');
+      lostController.abort();
+    }
+  };
+
+  const tryOnce = async (): Promise<boolean> => {
+    const candidate = new pg.Client({ connectionString: options.url, application_name: `virtsync ${options.name}` });
+    candidate.on('error', (err) => drop('lock connection failed', err));
+    await candidate.connect();
+    const { rows } = await candidate.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [options.name]);
+    if (rows[0]?.locked !== true) {
+      await candidate.end();
+      return false;
+    }
+    client = candidate;
+    return true;
+  };
+
+  return {
+    async acquire(signal) {
+      for (;;) {
+        signal.throwIfAborted();
+        try {
+          if (await tryOnce()) break;
+        } catch (err) {
+          log.warn({ err }, 'could not try the leader lock, trying again');
+        }
+        await sleep(options.retryMs, undefined, { signal });
+      }
+      held = true;
+      lostController = new AbortController();
+      checker = setInterval(() => {
+        client?.query('select 1').catch((err: unknown) => drop('lock connection check failed', err));
+      }, options.checkMs);
+      log.info('became leader');
+    },
+    isHeld: () => held,
+    lost: () => lostController.signal,
+    async release() {
+      const current = client;
+      held = false;
+      clearInterval(checker);
+      client = undefined;
+      if (current === undefined) return;
+      try {
+        await current.query('select pg_advisory_unlock(hashtext($1))', [options.name]);
+      } finally {
+        await current.end().catch(() => undefined);
+      }
+    },
+  };
+}
