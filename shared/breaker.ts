@@ -9,6 +9,7 @@ import type { CommonConfig } from './config.ts';
 import { isTransientDatabaseError } from './db/transient-error.ts';
 import { CircuitOpenError, DependencyError } from './errors.ts';
 import type { Logger } from './logging.ts';
+import { breakerState } from './metrics.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -36,9 +37,20 @@ export function createBreaker(options: {
     rollingCountTimeout: 30_000,
     errorFilter: options.isHealthy,
   });
-  breaker.on('open', () => log.warn({ resetMs: options.resetMs }, 'circuit opened: calls fail fast until it is tested again'));
-  breaker.on('halfOpen', () => log.info('circuit half-open: testing with one call'));
-  breaker.on('close', () => log.info('circuit closed: dependency healthy again'));
+  const gauge = breakerState.labels({ breaker: options.name });
+  gauge.set(0);
+  breaker.on('open', () => {
+    gauge.set(2);
+    log.warn({ resetMs: options.resetMs }, 'circuit opened: calls fail fast until it is tested again');
+  });
+  breaker.on('halfOpen', () => {
+    gauge.set(1);
+    log.info('circuit half-open: testing with one call');
+  });
+  breaker.on('close', () => {
+    gauge.set(0);
+    log.info('circuit closed: dependency healthy again');
+  });
 
   return {
     async run<T>(task: () => Promise<T>): Promise<T> {

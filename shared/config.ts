@@ -19,6 +19,8 @@ const commonEnv = z.object({
   DATABASE_TIMEOUT_MS: positiveInt.default(30_000),
   /** How long an open circuit breaker refuses calls before testing the dependency again. */
   BREAKER_RESET_MS: positiveInt.default(30_000),
+  /** Port of /metrics, /healthz and /readyz; 0 picks a free port (logged). */
+  HTTP_PORT: z.coerce.number().int().min(0).max(65_535).default(9464),
 });
 
 function common(env: z.infer<typeof commonEnv>) {
@@ -29,6 +31,7 @@ function common(env: z.infer<typeof commonEnv>) {
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     databaseTimeoutMs: env.DATABASE_TIMEOUT_MS,
     breakerResetMs: env.BREAKER_RESET_MS,
+    httpPort: env.HTTP_PORT,
   };
 }
 

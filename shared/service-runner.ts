@@ -6,11 +6,14 @@
 import type { z } from 'zod';
 import { type CommonConfig, loadConfig } from './config.ts';
 import { coerceError, ConfigError } from './errors.ts';
+import { type ReadinessChecks, startHttpServer } from './http-server.ts';
 import { createLogger, type Logger } from './logging.ts';
 
 export interface RunningService {
   /** Stop intake, finish in-flight work, close connections. Safe to call twice. */
   stop(): Promise<void>;
+  /** What /readyz reports: each named check must hold (connected, breakers closed). */
+  checks?: ReadinessChecks;
 }
 
 export async function runService<S extends z.ZodType<CommonConfig>>(options: {
@@ -29,15 +32,18 @@ export async function runService<S extends z.ZodType<CommonConfig>>(options: {
   const log = createLogger({ service: options.service, level: config.logLevel });
 
   let running: RunningService;
+  let stopping = false;
+  let http: Awaited<ReturnType<typeof startHttpServer>>;
   try {
     running = await options.start({ config, log });
+    const checks = running.checks ?? (() => ({}));
+    http = await startHttpServer({ port: config.httpPort, log, checks: () => ({ ...checks(), running: !stopping }) });
   } catch (err) {
     log.fatal({ err: coerceError(err) }, 'service failed to start');
     process.exit(1);
   }
   log.info('service started');
 
-  let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal, exiting at once');
@@ -51,7 +57,8 @@ export async function runService<S extends z.ZodType<CommonConfig>>(options: {
     }, config.shutdownTimeoutMs);
     deadline.unref();
     running.stop().then(
-      () => {
+      async () => {
+        await http.close();
         log.info('service stopped');
         process.exit(0);
       },

@@ -12,6 +12,7 @@ await runService({
     const bus = connectBus({ url: config.amqpUrl, name: 'virtsync audit-subscriber', log });
     const subscriber = await startAuditSubscriber({ config, db, bus, log });
     return {
+      checks: subscriber.checks,
       async stop() {
         await subscriber.stop();
         await bus.close();

@@ -12,6 +12,7 @@ await runService({
     const bus = connectBus({ url: config.amqpUrl, name: 'virtsync state-writer', log });
     const writer = await startStateWriter({ config, db, bus, log });
     return {
+      checks: writer.checks,
       async stop() {
         await writer.stop();
         await bus.close();

@@ -7,10 +7,11 @@
 import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange } from '../../shared/bus/topology.ts';
-import { claimUnpublished, markPublished } from '../../shared/db/change-outbox.ts';
+import { claimUnpublished, countUnpublished, markPublished } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { outboxBacklog } from '../../shared/metrics.ts';
 
 const PAGE_SIZE = 500;
 
@@ -54,9 +55,11 @@ export function startOutboxRelay(deps: { db: Kysely<Database>; publisher: Publis
         } while (published === PAGE_SIZE);
       } catch (err) {
         log.warn({ err: coerceError(err) }, 'outbox relay failed, retrying on the next poll');
+        outboxBacklog.set(await countUnpublished(deps.db).catch(() => Number.NaN));
         return;
       }
     } while (again);
+    outboxBacklog.set(0);
   };
 
   const wake = (): void => {

@@ -11,6 +11,8 @@ import { declareCoreTopology, Queue } from '../../shared/bus/topology.ts';
 import type { StateWriterConfig } from '../../shared/config.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { changesCommitted, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
+import { powerStateKey } from '../../shared/power-state.ts';
 import { observationSchema } from '../../shared/messages/observation.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
@@ -39,13 +41,14 @@ export async function startStateWriter(deps: {
     write: (observations) => dbBreaker.run(() => applyObservations(db, observations, config.policy)),
     onWritten: (result, observations, durationMs) => {
       relay.wake();
-      logBatch(log, result, observations, durationMs);
+      recordBatch(log, result, observations, durationMs);
     },
   });
   log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
 
   let stopped: Promise<void> | undefined;
   return {
+    checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open' }),
     stop() {
       stopped ??= (async () => {
         await consumer.stop();
@@ -57,7 +60,11 @@ export async function startStateWriter(deps: {
   };
 }
 
-function logBatch(log: Logger, result: BatchResult, observations: number, durationMs: number): void {
+function recordBatch(log: Logger, result: BatchResult, observations: number, durationMs: number): void {
+  writerBatchSize.observe(observations);
+  writerCommitDuration.observe(durationMs / 1000);
+  for (const [rule, count] of Object.entries(result.outcomes)) writerDecisions.inc({ rule }, count);
+  for (const change of result.changes) changesCommitted.inc({ power_state: powerStateKey(change.after.powerState) });
   for (const change of result.changes) {
     if (change.rule === 'missing') {
       log.warn({ instanceUuid: change.instanceUuid, host: change.host }, 'instance in the database but unknown to the hypervisor, power state set to NOSTATE');

@@ -13,6 +13,7 @@ import { readHostInstances, readInstanceLocation } from '../../shared/db/instanc
 import type { Breaker } from '../../shared/breaker.ts';
 import { CircuitOpenError, coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { countMismatches, discrepanciesFound, hostSyncDuration, instancesCompared, observationsPublished } from '../../shared/metrics.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
@@ -108,6 +109,7 @@ export function createHostSync(deps: {
         unknown: comparison?.unknownUuids.length ?? 0,
         published: error === null ? (comparison?.discrepancies.length ?? 0) : 0,
       };
+      recordHostMetrics(report);
       await publishJson(deps.publisher, Exchange.reports, reportRoutingKey(host), encodeMessage(hostReportSchema, report), {
         messageId: randomUUID(),
         type: 'host-report',
@@ -127,11 +129,24 @@ export function createHostSync(deps: {
       const row = await deps.dbBreaker.run(() => readInstanceLocation(deps.db, reading.uuid));
       if (row === undefined || row.host !== host) {
         await publishUnknown({ host, instanceUuid: reading.uuid, powerState: reading.state, observedAt, trigger: 'event' });
+        discrepanciesFound.inc({ kind: 'unknown' });
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
       await publishObservation({ instanceUuid: reading.uuid, host, powerState: reading.state, observedAt, trigger: 'event', tickId: null });
+      observationsPublished.inc({ trigger: 'event' });
       return 'observation';
     },
   };
+}
+
+function recordHostMetrics(report: HostReport): void {
+  hostSyncDuration.observe({ host: report.host, outcome: report.outcome }, report.durationMs / 1000);
+  if (report.outcome !== 'synced') return;
+  instancesCompared.inc(report.compared);
+  discrepanciesFound.inc({ kind: 'drifted' }, report.drifted);
+  discrepanciesFound.inc({ kind: 'missing' }, report.missing);
+  discrepanciesFound.inc({ kind: 'unknown' }, report.unknown);
+  observationsPublished.inc({ trigger: 'tick' }, report.published);
+  if (report.dbCount !== report.hypervisorCount) countMismatches.inc();
 }

@@ -12,6 +12,7 @@ await runService({
     const bus = connectBus({ url: config.amqpUrl, name: 'virtsync sync-agent', log });
     const agent = await startSyncAgent({ config, db, bus, log });
     return {
+      checks: agent.checks,
       async stop() {
         await agent.stop();
         await bus.close();

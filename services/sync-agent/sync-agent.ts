@@ -17,6 +17,7 @@ import type { SyncAgentConfig } from '../../shared/config.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { messagesConsumed, tickLag } from '../../shared/metrics.ts';
 import { parseMessage } from '../../shared/messages/codec.ts';
 import { tickSchema } from '../../shared/messages/tick.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
@@ -34,11 +35,13 @@ export async function startSyncAgent(deps: {
   const { config, bus } = deps;
   const log = deps.log.child({ component: 'sync-agent' });
   const uriOf = (host: string): string => config.libvirtUri.replaceAll('{host}', host);
+  const libvirtBreakers: Breaker[] = [];
   const readers = new Map<string, HypervisorReader>(
     config.hosts.map((host) => {
       const hostLog = log.child({ host });
       const reader = createLibvirtReader({ uri: uriOf(host), concurrency: config.libvirtConcurrency, log: hostLog });
       const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log: hostLog, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
+      libvirtBreakers.push(breaker);
       return [host, guardReader(reader, breaker)];
     }),
   );
@@ -61,6 +64,7 @@ export async function startSyncAgent(deps: {
       return deadLetter(publisher, delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`, log);
     }
     const tick = parsed.value;
+    tickLag.observe(Math.max(0, Date.now() - Date.parse(tick.scheduledAt)) / 1000);
     try {
       await limiter.run(() => sync.syncHost(tick));
     } catch (err) {
@@ -68,6 +72,7 @@ export async function startSyncAgent(deps: {
       log.error({ err: coerceError(err), host: tick.host }, 'host report not published');
     }
     delivery.ack();
+    messagesConsumed.inc({ queue: delivery.queue });
   };
 
   const consumer = await startConsumer(bus, {
@@ -104,6 +109,11 @@ export async function startSyncAgent(deps: {
 
   let stopped: Promise<void> | undefined;
   return {
+    checks: () => ({
+      broker: bus.isConnected(),
+      database: dbBreaker.state() !== 'open',
+      libvirt: libvirtBreakers.every((breaker) => breaker.state() !== 'open'),
+    }),
     stop() {
       stopped ??= (async () => {
         await Promise.all(watchers.map((watcher) => watcher.stop()));

@@ -27,6 +27,6 @@ await runService({
       await stop();
       process.exit(0);
     });
-    return { stop };
+    return { stop, checks: producer.checks };
   },
 });

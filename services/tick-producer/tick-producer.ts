@@ -18,6 +18,7 @@ import type { Database } from '../../shared/db/database.ts';
 import type { LeaderLock } from '../../shared/db/leader-lock.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { isLeader, ticksPublished } from '../../shared/metrics.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type Tick, tickSchema } from '../../shared/messages/tick.ts';
@@ -50,6 +51,7 @@ export function startTickProducer(deps: {
     }
     const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle, scheduledAt: new Date(dueAtMs).toISOString(), trigger: 'periodic' };
     await publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' });
+    ticksPublished.inc();
   };
 
   /** Publishes the slots of [fromMs, toMs) as they fall due; stops early if leadership is lost. */
@@ -101,7 +103,10 @@ export function startTickProducer(deps: {
         return; // stopped while standing by
       }
       log.info({ intervalMs, maxCycles: config.maxCycles }, 'leading: publishing ticks');
-      if ((await lead()) === 'done') return;
+      isLeader.set(1);
+      const outcome = await lead();
+      isLeader.set(0);
+      if (outcome === 'done') return;
       log.warn('no longer the leader, standing by');
     }
   })();
@@ -109,6 +114,7 @@ export function startTickProducer(deps: {
   let stopped: Promise<void> | undefined;
   return {
     finished,
+    checks: () => ({ broker: bus.isConnected() }),
     stop() {
       stopped ??= (async () => {
         stopping.abort();

@@ -10,6 +10,7 @@ import { createBatcher } from '../batcher.ts';
 import { isTransientDatabaseError } from '../db/transient-error.ts';
 import { coerceError, isRetryableError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
+import { messagesConsumed } from '../metrics.ts';
 import { parseMessage } from '../messages/codec.ts';
 import { retryWithBackoff } from '../retry.ts';
 import type { BusConnection } from './connect.ts';
@@ -66,6 +67,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
       return;
     }
     for (const { delivery } of valid) delivery.ack();
+    messagesConsumed.inc({ queue: options.queue }, valid.length);
     options.onWritten?.(result, messages.length, Date.now() - started);
   };
 

@@ -1,5 +1,6 @@
 import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Logger } from '../logging.ts';
+import { brokerConnections, brokerDisconnects } from '../metrics.ts';
 
 export type BusConnection = AmqpConnectionManager;
 
@@ -14,8 +15,14 @@ export function connectBus(options: { url: string; name: string; log: Logger }):
     reconnectTimeInSeconds: 1,
     connectionOptions: { clientProperties: { connection_name: options.name } },
   });
-  connection.on('connect', () => log.info('broker connected'));
-  connection.on('disconnect', ({ err }) => log.warn({ err }, 'broker connection lost, reconnecting'));
+  connection.on('connect', () => {
+    brokerConnections.inc();
+    log.info('broker connected');
+  });
+  connection.on('disconnect', ({ err }) => {
+    brokerDisconnects.inc();
+    log.warn({ err }, 'broker connection lost, reconnecting');
+  });
   connection.on('connectFailed', ({ err }) => log.warn({ err }, 'broker connection attempt failed'));
   connection.on('blocked', ({ reason }) => log.warn({ reason }, 'broker blocked publishing'));
   connection.on('unblocked', () => log.info('broker unblocked publishing'));

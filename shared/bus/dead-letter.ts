@@ -1,4 +1,5 @@
 import type { Logger } from '../logging.ts';
+import { messagesDeadLettered } from '../metrics.ts';
 import type { Delivery } from './consumer.ts';
 import { publishJson, type Publisher } from './publisher.ts';
 import { Exchange, REASON_HEADER } from './topology.ts';
@@ -23,6 +24,7 @@ export async function deadLetter(publisher: Publisher, delivery: Delivery, reaso
       },
     });
     delivery.ack();
+    messagesDeadLettered.inc({ queue });
   } catch (err) {
     log.error({ err, queue }, 'dead-lettering failed, requeueing the message');
     delivery.requeue();

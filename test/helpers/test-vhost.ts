@@ -10,16 +10,20 @@ const MANAGEMENT_URL = 'http://127.0.0.1:15672/api';
 export interface TestVhost {
   name: string;
   amqpUrl: string;
+  /** Force-closes every client connection to this vhost (what a broker blip looks like); returns how many. */
+  closeConnections(): Promise<number>;
   delete(): Promise<void>;
 }
 
-async function management(method: string, path: string, auth: string, body?: unknown): Promise<void> {
+async function management(method: string, path: string, auth: string, body?: unknown): Promise<unknown> {
   const response = await fetch(`${MANAGEMENT_URL}${path}`, {
     method,
     headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw new Error(`RabbitMQ management ${method} ${path}: ${response.status} ${await response.text()}`);
+  const text = await response.text();
+  return text === '' ? undefined : JSON.parse(text);
 }
 
 export async function createTestVhost(): Promise<TestVhost> {
@@ -33,6 +37,15 @@ export async function createTestVhost(): Promise<TestVhost> {
   return {
     name,
     amqpUrl: base.toString(),
-    delete: () => management('DELETE', `/vhosts/${name}`, auth),
+    async closeConnections() {
+      const connections = (await management('GET', `/vhosts/${name}/connections`, auth)) as Array<{ name: string }>;
+      for (const connection of connections) {
+        await management('DELETE', `/connections/${encodeURIComponent(connection.name)}`, auth).catch(() => undefined);
+      }
+      return connections.length;
+    },
+    async delete() {
+      await management('DELETE', `/vhosts/${name}`, auth);
+    },
   };
 }

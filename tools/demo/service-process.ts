@@ -36,8 +36,9 @@ export function startServiceProcess(options: {
   const logFile = path.join(options.logDir, `${name}.log`);
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'services', options.service, 'main.ts')], {
     cwd: ROOT,
-    // The child needs PATH and friends; its own settings come from options.env.
-    env: { ...process.env, ...options.env },
+    // The child needs PATH and friends; its own settings come from options.env. Several
+    // services share this machine, so each takes a free HTTP port unless told otherwise.
+    env: { ...process.env, HTTP_PORT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(logFile);

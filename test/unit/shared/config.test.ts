@@ -17,6 +17,7 @@ const COMMON_DEFAULTS = {
   shutdownTimeoutMs: 10_000,
   databaseTimeoutMs: 30_000,
   breakerResetMs: 30_000,
+  httpPort: 9464,
 };
 
 /** Asserts a ConfigError whose message names every variable in `names`. */

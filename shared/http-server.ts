@@ -1,0 +1,52 @@
+/**
+ * The operator's window into a service: /metrics (Prometheus), /healthz (the process
+ * is alive) and /readyz (every check passes: connected to what it needs, breakers closed;
+ * the body names each check, 503 while any fails).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from './logging.ts';
+import { metricsRegistry } from './metrics.ts';
+
+export type ReadinessChecks = () => Record<string, boolean>;
+
+export interface HttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startHttpServer(options: { port: number; checks: ReadinessChecks; log: Logger }): Promise<HttpServer> {
+  const server: Server = createServer((request, response) => {
+    const respond = (status: number, body: string, type = 'application/json'): void => {
+      response.writeHead(status, { 'content-type': type });
+      response.end(body);
+    };
+    switch (request.url) {
+      case '/healthz':
+        return respond(200, JSON.stringify({ status: 'ok' }));
+      case '/readyz': {
+        const checks = options.checks();
+        const ready = Object.values(checks).every(Boolean);
+        return respond(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', checks }));
+      }
+      case '/metrics':
+        metricsRegistry.metrics().then(
+          (text) => respond(200, text, metricsRegistry.contentType),
+          (err: unknown) => respond(500, JSON.stringify({ error: (err as Error).message })),
+        );
+        return;
+      default:
+        return respond(404, JSON.stringify({ error: 'not found', paths: ['/healthz', '/readyz', '/metrics'] }));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  options.log.info({ port }, 'http server listening');
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Every Prometheus metric virtsync exposes, on one registry per process, served at
+ * /metrics. Labels are bounded: rule, state, queue, trigger, outcome, breaker and host
+ * (a production agent serves one host); never an instance.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry, prefix: 'virtsync_process_' });
+
+const registers = [metricsRegistry];
+
+// Agent
+export const hostSyncDuration = new Histogram({
+  name: 'virtsync_host_sync_duration_seconds',
+  help: 'Duration of one host sync (rows read, libvirt read, observations published)',
+  labelNames: ['host', 'outcome'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers,
+});
+export const instancesCompared = new Counter({
+  name: 'virtsync_instances_compared_total',
+  help: 'Rows compared with a domain the hypervisor has',
+  registers,
+});
+export const discrepanciesFound = new Counter({
+  name: 'virtsync_discrepancies_found_total',
+  help: 'What the agents found: drifted (other state), missing (unknown to the hypervisor), unknown (domain with no row)',
+  labelNames: ['kind'] as const,
+  registers,
+});
+export const countMismatches = new Counter({
+  name: 'virtsync_count_mismatches_total',
+  help: 'Host syncs where the row count and the domain count differ (the seed\'s warning)',
+  registers,
+});
+export const observationsPublished = new Counter({
+  name: 'virtsync_observations_published_total',
+  help: 'Observations published, by trigger (tick or lifecycle event)',
+  labelNames: ['trigger'] as const,
+  registers,
+});
+export const tickLag = new Histogram({
+  name: 'virtsync_tick_lag_seconds',
+  help: 'Time from a tick\'s scheduled slot to its host sync starting',
+  buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+  registers,
+});
+
+// Producer
+export const ticksPublished = new Counter({ name: 'virtsync_ticks_published_total', help: 'Ticks published', registers });
+export const isLeader = new Gauge({ name: 'virtsync_tick_producer_leader', help: '1 while this producer holds the leader lock', registers });
+
+// Consumers (writer, audit subscriber, agent's ticks)
+export const messagesConsumed = new Counter({
+  name: 'virtsync_messages_consumed_total',
+  help: 'Messages taken from a queue and processed (acked after their write)',
+  labelNames: ['queue'] as const,
+  registers,
+});
+export const messagesDeadLettered = new Counter({
+  name: 'virtsync_messages_dead_lettered_total',
+  help: 'Messages rejected to the dead-letter queue, by the queue they came from',
+  labelNames: ['queue'] as const,
+  registers,
+});
+
+// Writer
+export const writerDecisions = new Counter({
+  name: 'virtsync_writer_decisions_total',
+  help: 'Observations decided by the writer, by rule',
+  labelNames: ['rule'] as const,
+  registers,
+});
+export const changesCommitted = new Counter({
+  name: 'virtsync_changes_committed_total',
+  help: 'Changes committed to instances, by new power state',
+  labelNames: ['power_state'] as const,
+  registers,
+});
+export const writerBatchSize = new Histogram({
+  name: 'virtsync_writer_batch_size',
+  help: 'Observations per committed batch',
+  buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000],
+  registers,
+});
+export const writerCommitDuration = new Histogram({
+  name: 'virtsync_writer_commit_seconds',
+  help: 'Time to commit one batch (lock, decide, update, outbox)',
+  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers,
+});
+export const outboxBacklog = new Gauge({
+  name: 'virtsync_outbox_backlog',
+  help: 'Committed changes not yet published, as of the relay\'s last pass',
+  registers,
+});
+
+// Everyone
+export const breakerState = new Gauge({
+  name: 'virtsync_breaker_state',
+  help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open',
+  labelNames: ['breaker'] as const,
+  registers,
+});
+export const brokerConnections = new Counter({
+  name: 'virtsync_broker_connections_total',
+  help: 'Broker connections made; more than one means reconnects',
+  registers,
+});
+export const brokerDisconnects = new Counter({
+  name: 'virtsync_broker_disconnects_total',
+  help: 'Broker connections lost',
+  registers,
+});
