@@ -63,6 +63,8 @@ export function createLibvirtReader(options: { uri: string; concurrency: number;
         const states = new Map<string, PowerState>();
         const unreadable = new Set<string>();
         await mapWithConcurrency(domains, options.concurrency, async (domain) => {
+          // libvirt keeps the UUID in the domain handle: this asks the hypervisor nothing and cannot
+          // fail for a domain that vanished after the listing, unlike getInfo below.
           const uuid = (await hypervisor.domainGetUUIDString(domain)).toLowerCase();
           try {
             const info = await hypervisor.domainGetInfo(domain);

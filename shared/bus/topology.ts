@@ -89,7 +89,7 @@ export async function declareCoreTopology(channel: Channel): Promise<void> {
 
 /**
  * A host's tick queue keeps only the newest tick: while its agent is down, ticks replace
- * each other instead of piling up (each tick also expires after one interval).
+ * each other instead of piling up, and a returning agent syncs its host at once.
  */
 export async function declareTickQueue(channel: Channel, host: string): Promise<void> {
   const queue = tickQueue(host);
