@@ -1,9 +1,10 @@
 /**
  * The consume → validate → write in batches → ack loop every database-writing consumer
  * shares. Invalid messages are dead-lettered with the reason; a batch whose write fails
- * on a transient database error is retried with backoff while its deliveries stay
- * unacked; any other failure requeues them (the queue's delivery limit then
- * dead-letters a message that keeps failing). Acks happen only after the write.
+ * on a transient error is retried with backoff while its deliveries stay unacked. A batch
+ * that fails for any other reason is written again one message at a time, so a single
+ * poison message is dead-lettered with the error as its reason instead of taking the
+ * valid ones down with it. Acks happen only after the write.
  */
 import type { z } from 'zod';
 import { createBatcher } from '../batcher.ts';
@@ -52,23 +53,39 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
       else await deadLetter(options.publisher, delivery, parsed.reason, log);
     }
     if (valid.length === 0) return;
-    const messages = valid.map((entry) => entry.message);
-    let result: R;
     try {
-      result = await retryWithBackoff(() => options.write(messages), {
-        shouldRetry: (err) => isTransientDatabaseError(err) || isRetryableError(err),
-        signal: stopping.signal,
-        onRetry: (err, attempt, delayMs) =>
-          log.warn({ err: coerceError(err), attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying'),
-      });
+      await writeAndAck(valid, started);
     } catch (err) {
-      log.error({ err: coerceError(err), messages: messages.length }, 'batch failed, requeueing its messages');
-      for (const { delivery } of valid) delivery.requeue();
+      if (isRetryable(err) || valid.length === 1) return settleFailed(valid, err);
+      log.warn({ err: coerceError(err), messages: valid.length }, 'batch failed, writing its messages one by one to find the culprit');
+      for (const entry of valid) {
+        await writeAndAck([entry], Date.now()).catch((singleErr: unknown) => settleFailed([entry], singleErr));
+      }
+    }
+  };
+
+  const isRetryable = (err: unknown): boolean => isTransientDatabaseError(err) || isRetryableError(err);
+
+  const writeAndAck = async (entries: Array<{ delivery: Delivery; message: z.output<S> }>, started: number): Promise<void> => {
+    const messages = entries.map((entry) => entry.message);
+    const result = await retryWithBackoff(() => options.write(messages), {
+      shouldRetry: isRetryable,
+      signal: stopping.signal,
+      onRetry: (err, attempt, delayMs) => log.warn({ err: coerceError(err), attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying'),
+    });
+    for (const { delivery } of entries) delivery.ack();
+    messagesConsumed.inc({ queue: options.queue }, entries.length);
+    options.onWritten?.(result, messages.length, Date.now() - started);
+  };
+
+  /** Still unavailable (we are stopping): requeue. Fails on its own: it can never be written, dead-letter it. */
+  const settleFailed = async (entries: Array<{ delivery: Delivery }>, err: unknown): Promise<void> => {
+    if (isRetryable(err)) {
+      log.warn({ err: coerceError(err), messages: entries.length }, 'batch not written before stopping, requeueing it');
+      for (const { delivery } of entries) delivery.requeue();
       return;
     }
-    for (const { delivery } of valid) delivery.ack();
-    messagesConsumed.inc({ queue: options.queue }, valid.length);
-    options.onWritten?.(result, messages.length, Date.now() - started);
+    for (const { delivery } of entries) await deadLetter(options.publisher, delivery, `write failed: ${coerceError(err).message}`, log);
   };
 
   const batcher = createBatcher<Delivery>({ maxSize: options.batchSize, lingerMs: options.lingerMs, flush });
@@ -87,8 +104,9 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     stop() {
       stopped ??= (async () => {
         await consumer.cancel();
-        await batcher.drain();
+        // Before draining: a batch retrying against a dead database gives up and is requeued.
         stopping.abort();
+        await batcher.drain();
         await consumer.close();
       })();
       return stopped;

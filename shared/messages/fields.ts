@@ -14,7 +14,13 @@ export const instanceUuidSchema = z.guid().transform((uuid) => uuid.toLowerCase(
 /** Ids virtsync mints itself (crypto.randomUUID). */
 export const messageIdSchema = z.uuid();
 
-export const timestampSchema = z.iso.datetime({ offset: true });
+/** ISO 8601 with an offset, within years PostgreSQL and JavaScript agree on. */
+export const timestampSchema = z.iso
+  .datetime({ offset: true })
+  .refine((value) => {
+    const ms = Date.parse(value);
+    return ms >= Date.UTC(1970, 0, 1) && ms < Date.UTC(10_000, 0, 1);
+  }, 'timestamp out of range (1970 to 9999)');
 
 export const powerStateSchema = z.literal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 

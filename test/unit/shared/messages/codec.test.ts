@@ -341,3 +341,13 @@ describe('parseMessage: property-style, never throws', () => {
     assert.ok(accepted > 0, `accepted ${accepted}`);
   });
 });
+
+describe('timestamps PostgreSQL cannot store are rejected at the boundary', () => {
+  for (const observedAt of ['0000-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '+010000-01-01T00:00:00Z']) {
+    test(observedAt, () => {
+      const result = parseMessage(observationSchema, Buffer.from(JSON.stringify({ ...validObservation, observedAt })));
+      assert.equal(result.ok, false);
+      if (!result.ok) assert.match(result.reason, /observedAt/);
+    });
+  }
+});

@@ -1,0 +1,82 @@
+/**
+ * The shared consume-write-ack loop on a real queue: a message that can never be written
+ * is isolated and dead-lettered with the error, its batch-mates are written; and stop()
+ * returns promptly while the database is down, leaving the batch requeued.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { z } from 'zod';
+import { type BatchConsumer, startBatchConsumer } from '../../../../shared/bus/batch-consumer.ts';
+import { type BusConnection, connectBus } from '../../../../shared/bus/connect.ts';
+import { createPublisher, type Publisher } from '../../../../shared/bus/publisher.ts';
+import { declareCoreTopology, Queue, REASON_HEADER } from '../../../../shared/bus/topology.ts';
+import { DependencyError } from '../../../../shared/errors.ts';
+import { waitFor } from '../../../../tools/wait-for.ts';
+import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
+import { testLogger } from '../../../helpers/test-logger.ts';
+import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+
+const messageSchema = z.object({ schemaVersion: z.literal(1), n: z.number() });
+let vhost: TestVhost;
+let bus: BusConnection;
+let publisher: Publisher;
+let probe: BusProbe;
+
+before(async () => {
+  vhost = await createTestVhost();
+  bus = connectBus({ url: vhost.amqpUrl, name: 'test', log: testLogger });
+  publisher = createPublisher(bus, { name: 'test', log: testLogger, setup: declareCoreTopology });
+  probe = await openBusProbe(vhost.amqpUrl);
+});
+
+after(async () => {
+  await publisher?.close();
+  await bus?.close();
+  await probe?.close();
+  await vhost?.delete();
+});
+
+function consume(write: (messages: Array<{ n: number }>) => Promise<void>): Promise<BatchConsumer> {
+  return startBatchConsumer(bus, {
+    name: 'test',
+    log: testLogger,
+    queue: Queue.auditSubscriber,
+    schema: messageSchema,
+    batchSize: 10,
+    lingerMs: 50,
+    publisher,
+    write,
+  });
+}
+
+test('a poison message is dead-lettered with the error; its batch-mates are written', async () => {
+  const written: number[] = [];
+  const consumer = await consume(async (messages) => {
+    if (messages.some((m) => m.n === 13)) throw new Error('value out of range for the database');
+    written.push(...messages.map((m) => m.n));
+  });
+  for (const n of [1, 13, 2]) probe.channel.sendToQueue(Queue.auditSubscriber, Buffer.from(JSON.stringify({ schemaVersion: 1, n })));
+  const [dead] = await probe.drain(Queue.deadLetter, 1);
+  await waitFor('the good messages written', () => written.length === 2, { timeoutMs: 10_000 });
+  await consumer.stop();
+
+  assert.deepEqual(written.sort(), [1, 2]);
+  assert.deepEqual(JSON.parse(dead!.content.toString()), { schemaVersion: 1, n: 13 });
+  assert.equal(dead!.properties.headers?.[REASON_HEADER], 'write failed: value out of range for the database');
+  assert.equal(await probe.messageCount(Queue.auditSubscriber), 0);
+});
+
+test('stop() returns promptly while every write fails transiently, and the batch is requeued', async () => {
+  let attempts = 0;
+  const consumer = await consume(async () => {
+    attempts++;
+    throw new DependencyError('database', 'connection refused');
+  });
+  probe.channel.sendToQueue(Queue.auditSubscriber, Buffer.from(JSON.stringify({ schemaVersion: 1, n: 7 })));
+  await waitFor('a retry', () => attempts >= 2, { timeoutMs: 10_000 });
+
+  const started = Date.now();
+  await consumer.stop();
+  assert.ok(Date.now() - started < 2_000, `stop took ${Date.now() - started} ms`);
+  await waitFor('the message back in its queue', async () => (await probe.messageCount(Queue.auditSubscriber)) === 1, { timeoutMs: 10_000 });
+});

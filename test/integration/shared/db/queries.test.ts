@@ -1,0 +1,272 @@
+/**
+ * The batched queries in shared/db against a real, migrated PostgreSQL database: what
+ * each one reads and writes, SKIP LOCKED between two outbox claimers, the audit log's
+ * dedupe on event_id, and the table's CHECK constraints.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { type KyselyPlugin, sql } from 'kysely';
+import { appendAuditEntries } from '../../../../shared/db/audit-log.ts';
+import { claimUnpublished, countUnpublished, insertOutboxEvents, markPublished } from '../../../../shared/db/change-outbox.ts';
+import type { AuditEntry, NewInstance } from '../../../../shared/db/database.ts';
+import { lockInstances, readHostInstances, writeSyncStates } from '../../../../shared/db/instances.ts';
+import { PowerState } from '../../../../shared/power-state.ts';
+import { VmState } from '../../../../shared/vm-state.ts';
+import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
+
+const suffix = randomBytes(3).toString('hex');
+const hostA = `queries-a-${suffix}`;
+const hostB = `queries-b-${suffix}`;
+let database: TestDatabase;
+
+before(async () => {
+  database = await createTestDatabase();
+});
+
+after(async () => {
+  await database?.drop();
+});
+
+function instance(overrides: Partial<NewInstance> & { host: string }): NewInstance {
+  return { uuid: randomUUID(), power_state: PowerState.RUNNING, vm_state: VmState.ACTIVE, ...overrides };
+}
+
+/** The SQLSTATE of a failed query (pg puts it on the error as `code`). */
+async function sqlState(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof Error, 'rejected with an Error');
+    const code: unknown = Object.getOwnPropertyDescriptor(err, 'code')?.value;
+    assert.equal(typeof code, 'string', `a SQLSTATE on: ${err.message}`);
+    return String(code);
+  }
+  assert.fail('expected the query to fail');
+}
+
+describe('instances', () => {
+  const live = [instance({ host: hostA }), instance({ host: hostA, power_state: PowerState.SHUTOFF, vm_state: VmState.SHUTOFF, missed_reports: 2 })];
+  const deleted = instance({ host: hostA, deleted_at: new Date('2024-01-01T00:00:00Z') });
+  const elsewhere = instance({ host: hostB });
+
+  before(async () => {
+    await database.db.insertInto('instances').values([...live, deleted, elsewhere]).execute();
+  });
+
+  test("readHostInstances returns only the host's live rows", async () => {
+    const rows = await readHostInstances(database.db, hostA);
+    const byUuid = new Map(rows.map((row) => [row.uuid, row]));
+    assert.equal(rows.length, 2);
+    assert.deepEqual(byUuid.get(live[0]!.uuid), { uuid: live[0]!.uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, missedReports: 0 });
+    assert.deepEqual(byUuid.get(live[1]!.uuid), { uuid: live[1]!.uuid, powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, missedReports: 2 });
+    assert.deepEqual(await readHostInstances(database.db, `nobody-${suffix}`), []);
+  });
+
+  test('lockInstances returns snapshots with the deleted flag and timestamps, and holds the row locks', async () => {
+    const updatedAt = new Date('2024-05-06T07:08:09.123Z');
+    const missedAt = new Date('2024-05-06T07:00:00.456Z');
+    const snapshotRow = instance({
+      host: hostB,
+      power_state: PowerState.PAUSED,
+      vm_state: VmState.PAUSED,
+      task_state: 'rebooting',
+      power_state_updated_at: updatedAt,
+      missed_reports: 1,
+      last_missed_at: missedAt,
+    });
+    await database.db.insertInto('instances').values(snapshotRow).execute();
+    const absent = randomUUID();
+
+    await database.db.transaction().execute(async (trx) => {
+      // Upper case on the way in: PostgreSQL prints uuids lower-case, and the map is keyed by what it prints.
+      const snapshots = await lockInstances(trx, [snapshotRow.uuid.toUpperCase(), deleted.uuid, live[0]!.uuid, absent]);
+      assert.deepEqual([...snapshots.keys()].sort(), [snapshotRow.uuid, deleted.uuid, live[0]!.uuid].sort());
+      assert.deepEqual(snapshots.get(snapshotRow.uuid), {
+        host: hostB,
+        powerState: PowerState.PAUSED,
+        vmState: VmState.PAUSED,
+        deleted: false,
+        powerStateUpdatedAt: updatedAt,
+        taskState: 'rebooting',
+        missedReports: 1,
+        lastMissedAt: missedAt,
+      });
+      assert.equal(snapshots.get(deleted.uuid)?.deleted, true);
+      assert.equal(snapshots.get(live[0]!.uuid)?.deleted, false);
+      assert.equal(snapshots.get(live[0]!.uuid)?.powerStateUpdatedAt, null);
+
+      // Another transaction cannot take the lock while this one holds it.
+      const code = await sqlState(
+        database.db.transaction().execute((other) =>
+          sql`select uuid from instances where uuid = ${snapshotRow.uuid} for update nowait`.execute(other),
+        ),
+      );
+      assert.equal(code, '55P03', 'lock_not_available');
+    });
+    assert.deepEqual(await database.db.transaction().execute((trx) => lockInstances(trx, [])), new Map());
+  });
+
+  test('writeSyncStates updates a whole batch in one statement and leaves other rows alone', async () => {
+    const rows = [instance({ host: hostA }), instance({ host: hostA }), instance({ host: hostA, vm_state: VmState.MIGRATING })];
+    const bystander = instance({ host: hostA });
+    await database.db.insertInto('instances').values([...rows, bystander]).execute();
+    const before = await database.db.selectFrom('instances').selectAll().where('uuid', '=', bystander.uuid).executeTakeFirstOrThrow();
+
+    let statements = 0;
+    const counter: KyselyPlugin = {
+      transformQuery(args) {
+        statements++;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    };
+    const observedAt = new Date('2025-02-03T04:05:06.789Z');
+    await database.db.withPlugin(counter).transaction().execute(async (trx) => {
+      const snapshots = await lockInstances(trx, rows.map((row) => row.uuid));
+      statements = 0;
+      await writeSyncStates(trx, [
+        { uuid: rows[0]!.uuid, state: { ...snapshots.get(rows[0]!.uuid)!, powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, powerStateUpdatedAt: observedAt } },
+        { uuid: rows[1]!.uuid, state: { ...snapshots.get(rows[1]!.uuid)!, powerState: PowerState.NOSTATE, powerStateUpdatedAt: observedAt, missedReports: 3, lastMissedAt: observedAt } },
+        { uuid: rows[2]!.uuid, state: { ...snapshots.get(rows[2]!.uuid)!, powerState: PowerState.CRASHED, powerStateUpdatedAt: null } },
+      ]);
+      assert.equal(statements, 1, 'one statement for the batch');
+      await writeSyncStates(trx, []);
+      assert.equal(statements, 1, 'an empty batch sends nothing');
+    });
+
+    const after = await database.db
+      .selectFrom('instances')
+      .select(['uuid', 'power_state', 'vm_state', 'power_state_updated_at', 'missed_reports', 'last_missed_at', 'host', 'task_state', 'deleted_at'])
+      .where('uuid', 'in', rows.map((row) => row.uuid))
+      .execute();
+    const byUuid = new Map(after.map((row) => [row.uuid, row]));
+    const common = { host: hostA, task_state: null, deleted_at: null };
+    assert.deepEqual(byUuid.get(rows[0]!.uuid), {
+      ...common, uuid: rows[0]!.uuid, power_state: PowerState.SHUTOFF, vm_state: VmState.SHUTOFF, power_state_updated_at: observedAt, missed_reports: 0, last_missed_at: null,
+    });
+    assert.deepEqual(byUuid.get(rows[1]!.uuid), {
+      ...common, uuid: rows[1]!.uuid, power_state: PowerState.NOSTATE, vm_state: VmState.ACTIVE, power_state_updated_at: observedAt, missed_reports: 3, last_missed_at: observedAt,
+    });
+    assert.deepEqual(byUuid.get(rows[2]!.uuid), {
+      ...common, uuid: rows[2]!.uuid, power_state: PowerState.CRASHED, vm_state: VmState.MIGRATING, power_state_updated_at: null, missed_reports: 0, last_missed_at: null,
+    });
+    const untouched = await database.db.selectFrom('instances').selectAll().where('uuid', '=', bystander.uuid).executeTakeFirstOrThrow();
+    assert.deepEqual(untouched, before);
+  });
+
+  test('the CHECK constraints reject power_state 10 and an unknown vm_state', async () => {
+    const insertRaw = (powerState: number, vmState: string) =>
+      sql`insert into instances (uuid, host, power_state, vm_state) values (${randomUUID()}, ${hostA}, ${powerState}, ${vmState})`.execute(database.db);
+    assert.equal(await sqlState(insertRaw(10, VmState.ACTIVE)), '23514', 'check_violation');
+    assert.equal(await sqlState(insertRaw(-1, VmState.ACTIVE)), '23514', 'check_violation');
+    assert.equal(await sqlState(insertRaw(PowerState.RUNNING, 'hibernating')), '23514', 'check_violation');
+    // The edges of the allowed range go in.
+    await insertRaw(0, VmState.SOFT_DELETED);
+    await insertRaw(9, VmState.ERROR);
+  });
+});
+
+describe('change_outbox', () => {
+  const events = Array.from({ length: 10 }, (_, index) => ({
+    eventId: randomUUID(),
+    routingKey: `instance.${hostA}.running`,
+    payload: { index, nested: { ok: true } },
+  }));
+
+  before(async () => {
+    await database.db.transaction().execute((trx) => insertOutboxEvents(trx, events));
+  });
+
+  test('two concurrent claimers never get the same rows (SKIP LOCKED), and both see them in seq order', async () => {
+    assert.equal(await countUnpublished(database.db), 10);
+    let first: Awaited<ReturnType<typeof claimUnpublished>> = [];
+    let second: Awaited<ReturnType<typeof claimUnpublished>> = [];
+    let third: Awaited<ReturnType<typeof claimUnpublished>> = [];
+
+    await database.db.transaction().execute(async (trx1) => {
+      first = await claimUnpublished(trx1, 4);
+      // Both claims are open at once, on two connections.
+      await database.db.transaction().execute(async (trx2) => {
+        second = await claimUnpublished(trx2, 4);
+        await database.db.transaction().execute(async (trx3) => {
+          third = await claimUnpublished(trx3, 100);
+        });
+        // trx2 rolls back: its claims go back to the pool.
+        throw new RollbackSignal();
+      }).catch((err: unknown) => {
+        if (!(err instanceof RollbackSignal)) throw err;
+      });
+      await markPublished(trx1, first.map((event) => event.seq));
+    });
+
+    assert.deepEqual(first.map((event) => event.payload), events.slice(0, 4).map((event) => event.payload));
+    assert.deepEqual(first.map((event) => event.eventId), events.slice(0, 4).map((event) => event.eventId));
+    assert.deepEqual(second.map((event) => event.eventId), events.slice(4, 8).map((event) => event.eventId));
+    assert.deepEqual(third.map((event) => event.eventId), events.slice(8).map((event) => event.eventId));
+    const seqs = [...first, ...second, ...third].map((event) => BigInt(event.seq));
+    assert.equal(new Set(seqs).size, 10, 'no row handed out twice');
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), 'claimed oldest first');
+    for (const event of first) assert.equal(event.routingKey, `instance.${hostA}.running`);
+  });
+
+  test('markPublished sets published_at and countUnpublished counts the rest', async () => {
+    assert.equal(await countUnpublished(database.db), 6);
+    const published = await database.db.selectFrom('change_outbox').select(['event_id', 'published_at']).where('published_at', 'is not', null).execute();
+    assert.deepEqual(new Set(published.map((row) => row.event_id)), new Set(events.slice(0, 4).map((event) => event.eventId)));
+    for (const row of published) assert.ok(row.published_at instanceof Date);
+
+    await database.db.transaction().execute(async (trx) => {
+      const rest = await claimUnpublished(trx, 100);
+      assert.deepEqual(rest.map((event) => event.eventId), events.slice(4).map((event) => event.eventId));
+      await markPublished(trx, rest.map((event) => event.seq));
+      await markPublished(trx, []);
+      assert.equal(await countUnpublished(trx), 0, 'visible inside the transaction');
+    });
+    assert.equal(await countUnpublished(database.db), 0);
+    assert.deepEqual(await database.db.transaction().execute((trx) => claimUnpublished(trx, 10)), []);
+  });
+});
+
+describe('audit_log', () => {
+  function entry(): AuditEntry {
+    return {
+      event_id: randomUUID(),
+      instance_uuid: randomUUID(),
+      host: hostA,
+      rule: 'stopped',
+      reason: 'the hypervisor reports the instance stopped while the cloud had it active',
+      before_power_state: PowerState.RUNNING,
+      after_power_state: PowerState.SHUTOFF,
+      before_vm_state: VmState.ACTIVE,
+      after_vm_state: VmState.SHUTOFF,
+      observation_id: randomUUID(),
+      observed_at: '2025-01-01T00:00:00.000Z',
+      committed_at: '2025-01-01T00:00:01.000Z',
+    };
+  }
+
+  test('appendAuditEntries returns how many rows were new and ignores a duplicate event_id', async () => {
+    const [a, b, c] = [entry(), entry(), entry()];
+    assert.equal(await appendAuditEntries(database.db, [a, b]), 2);
+    assert.equal(await appendAuditEntries(database.db, [a, { ...b, rule: 'running' }, c]), 1, 'only c is new');
+    assert.equal(await appendAuditEntries(database.db, [c]), 0);
+    assert.equal(await appendAuditEntries(database.db, []), 0);
+
+    const rows = await database.db.selectFrom('audit_log').selectAll().where('event_id', 'in', [a.event_id, b.event_id, c.event_id]).execute();
+    assert.equal(rows.length, 3);
+    const stored = rows.find((row) => row.event_id === b.event_id);
+    assert.equal(stored?.rule, 'stopped', 'the first write wins');
+    assert.deepEqual(stored?.observed_at, new Date('2025-01-01T00:00:00.000Z'));
+    assert.ok(stored?.recorded_at instanceof Date);
+  });
+
+  test('a duplicate event_id inside one batch is recorded once', async () => {
+    const d = entry();
+    assert.equal(await appendAuditEntries(database.db, [d, { ...d }]), 1);
+    const rows = await database.db.selectFrom('audit_log').select('event_id').where('event_id', '=', d.event_id).execute();
+    assert.equal(rows.length, 1);
+  });
+});
+
+class RollbackSignal extends Error {}
