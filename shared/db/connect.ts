@@ -5,7 +5,8 @@ import type { Database } from './database.ts';
 
 export function createDatabase(options: { url: string; log: Logger; maxConnections?: number }): Kysely<Database> {
   const log = options.log.child({ component: 'database' });
-  const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
+  // A server that does not answer at all must fail the connect, not hang it (the breaker counts it).
+  const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, connectionTimeoutMillis: 10_000 });
   // An idle client losing its server (restart, pg_terminate_backend) must not crash the process.
   pool.on('error', (err) => log.warn({ err }, 'idle database connection lost'));
   return new Kysely<Database>({

@@ -1,0 +1,48 @@
+/** `virtsync status` for a person: totals, states, then one line per host. */
+import type { FleetSummary, HostSummary } from './fleet-summary.ts';
+import { formatAge, formatNumber as n, renderTable } from './text-table.ts';
+
+export function formatFleetSummary(summary: FleetSummary): string {
+  const { hosts, instances } = summary;
+  const overdueMinutes = Math.round(summary.overdueAfterMs / 60_000);
+  const powerRows = Object.entries(instances.byPowerState).filter(([, count]) => count > 0);
+  const vmRows = Object.entries(instances.byVmState).filter(([, count]) => count > 0);
+  const lines = [
+    `virtsync fleet status at ${summary.generatedAt}`,
+    '',
+    `hosts      ${n(hosts.registered)} registered, ${n(hosts.enabled)} enabled, ${n(hosts.overdue)} overdue (no sync report in ${overdueMinutes} min)`,
+    `instances  ${n(instances.live)} live, ${n(instances.softDeleted)} soft-deleted`,
+  ];
+  if (hosts.unregisteredWithInstances > 0) {
+    lines.push(`WARNING    ${n(hosts.unregisteredWithInstances)} host(s) have instances but no compute_hosts row: they are never ticked`);
+  }
+  if (powerRows.length > 0) {
+    lines.push('', renderTable(['power state', 'instances'], powerRows), '', renderTable(['vm state', 'instances'], vmRows));
+  }
+  if (summary.hostList.length > 0) {
+    lines.push('', renderTable(['host', 'enabled', 'instances', 'last sync', 'trigger', 'outcome', 'compared', 'drifted', 'missing', 'note'], summary.hostList.map(hostRow)));
+  }
+  return lines.join('\n');
+}
+
+function hostRow(host: HostSummary): Array<string | number> {
+  const sync = host.lastSync;
+  const dash = (value: number | null | undefined): string | number => value ?? '-';
+  const notes = [
+    host.registered ? '' : 'not in compute_hosts',
+    host.overdue ? 'OVERDUE' : '',
+    sync?.error ?? '',
+  ].filter((note) => note !== '');
+  return [
+    host.host,
+    host.registered ? (host.enabled ? 'yes' : 'no') : '-',
+    host.instances,
+    sync === null ? 'never' : `${sync.startedAt} (${formatAge(sync.ageMs)})`,
+    sync?.trigger ?? '-',
+    sync?.outcome ?? '-',
+    dash(sync?.compared),
+    dash(sync?.drifted),
+    dash(sync?.missing),
+    notes.join('; '),
+  ];
+}

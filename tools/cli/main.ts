@@ -1,0 +1,79 @@
+/**
+ * `virtsync`, the operator's CLI: wiring only; each command lives in its own module.
+ * Run it as `npx virtsync …` (bin/virtsync.js), `npm run cli -- …`, or
+ * `node --import tsx tools/cli/main.ts …`. Configuration: DATABASE_URL and AMQP_URL.
+ */
+import { Command, CommanderError } from 'commander';
+import packageJson from '../../package.json' with { type: 'json' };
+import { ConfigError } from '../../shared/errors.ts';
+import { createCliContext } from './cli-context.ts';
+import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { registerFleetCommand } from './fleet-command.ts';
+import { registerHistoryCommand } from './history-command.ts';
+import { registerMigrateCommand } from './migrate-command.ts';
+import { registerStatusCommand } from './status-command.ts';
+import { registerSyncCommand } from './sync-command.ts';
+import { registerTailCommand } from './tail-command.ts';
+
+const EXIT_CODES = `
+Environment:
+  DATABASE_URL  PostgreSQL (default postgres://postgres@127.0.0.1:5432/virtsync)
+  AMQP_URL      RabbitMQ, vhost included (default amqp://guest:guest@127.0.0.1:5672/)
+
+Exit codes:
+  0  done
+  1  failed, or nothing found (history of an unknown instance)
+  2  bad arguments or configuration
+  3  the database or the broker could not be reached`;
+
+const program = new Command('virtsync')
+  .description('keeps the instances table in sync with libvirt: look at the fleet, trigger syncs, follow changes')
+  .version(packageJson.version)
+  .option('--verbose', 'log connections, retries and migrations to stderr')
+  // Commander's own errors (unknown command, bad option) are thrown, not exited on, so they map to exit 2 below.
+  .exitOverride()
+  .showHelpAfterError('(add --help for usage)')
+  .addHelpText('after', EXIT_CODES);
+
+const context = createCliContext({ env: process.env, verbose: () => program.opts<{ verbose?: boolean }>().verbose === true });
+let commandName = 'virtsync';
+program.hook('preAction', (_program, actionCommand) => {
+  commandName = `virtsync ${actionCommand.name()}`;
+});
+
+registerStatusCommand(program, context);
+registerSyncCommand(program, context);
+registerTailCommand(program, context);
+registerHistoryCommand(program, context);
+registerMigrateCommand(program, context);
+registerFleetCommand(program, context);
+
+let exitCode: number = ExitCode.ok;
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  exitCode = exitCodeFor(err);
+  // Commander has already printed its own message (or the help).
+  if (!(err instanceof CommanderError)) process.stderr.write(`${commandName}: ${describeFailure(err)}\n`);
+  if (program.opts<{ verbose?: boolean }>().verbose === true && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+} finally {
+  await context.close().catch((err: unknown) => process.stderr.write(`${commandName}: closing connections failed: ${reasonOf(err)}\n`));
+}
+process.exitCode = exitCode;
+// A pool still trying to reach an unreachable server must not keep a script waiting.
+setTimeout(() => process.exit(exitCode), 2_000).unref();
+
+/** One line: what failed and, for an unexpected error, its first cause; a hint where there is an obvious one. */
+function describeFailure(err: unknown): string {
+  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof UnreachableError) return err.message;
+  // Names every bad variable, one per line.
+  if (err instanceof ConfigError) return err.message;
+  if (!(err instanceof Error)) return reasonOf(err);
+  const cause = err.cause === undefined ? '' : `: ${reasonOf(err.cause)}`;
+  return `${reasonOf(err)}${cause}${hasCode(err, '42P01') ? ' (is the database migrated? run `virtsync migrate`)' : ''}`;
+}
+
+function hasCode(err: unknown, code: string, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 8) return false;
+  return (err as { code?: unknown }).code === code || hasCode(err.cause, code, depth + 1);
+}

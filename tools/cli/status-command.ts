@@ -1,0 +1,41 @@
+/** `virtsync status`: the fleet as the database sees it. */
+import type { Command } from 'commander';
+import {
+  countLiveInstancesByState,
+  countSoftDeletedInstances,
+  listLastHostSyncs,
+  listRegisteredHosts,
+  readDatabaseNow,
+} from '../../shared/db/fleet-status.ts';
+import { wholeNumber } from './argument-parsers.ts';
+import type { CliContext } from './cli-context.ts';
+import { summarizeFleet } from './fleet-summary.ts';
+import { formatFleetSummary } from './format-fleet-summary.ts';
+
+/** Two of the default 600 s tick intervals. */
+const DEFAULT_OVERDUE_AFTER_S = 1_200;
+
+export function registerStatusCommand(program: Command, context: CliContext): void {
+  program
+    .command('status')
+    .description('fleet summary from the database: hosts, instances per power state and vm state, last sync per host, hosts overdue')
+    .option('--json', 'print the summary as one JSON document')
+    .option('--overdue-after <seconds>', 'an enabled host with no sync report for this long is overdue', wholeNumber(1), DEFAULT_OVERDUE_AFTER_S)
+    .action(async (options: { json?: boolean; overdueAfter: number }) => {
+      const db = await context.database();
+      // One snapshot: the counts, hosts and reports agree with each other.
+      const rows = await db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .setAccessMode('read only')
+        .execute(async (trx) => ({
+          now: await readDatabaseNow(trx),
+          hosts: await listRegisteredHosts(trx),
+          counts: await countLiveInstancesByState(trx),
+          softDeleted: await countSoftDeletedInstances(trx),
+          lastSyncs: await listLastHostSyncs(trx),
+        }));
+      const summary = summarizeFleet(rows, options.overdueAfter * 1000);
+      context.print(options.json === true ? JSON.stringify(summary, null, 2) : formatFleetSummary(summary));
+    });
+}
