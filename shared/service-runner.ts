@@ -3,8 +3,12 @@
  * variable), create the root logger, start, and stop once on SIGINT/SIGTERM. The first
  * signal drains; a second one, or the shutdown deadline, exits non-zero at once.
  */
+import type { Kysely } from 'kysely';
 import type { z } from 'zod';
+import { type BusConnection, connectBus } from './bus/connect.ts';
 import { type CommonConfig, loadConfig } from './config.ts';
+import { createDatabase } from './db/connect.ts';
+import type { Database } from './db/database.ts';
 import { coerceError, ConfigError } from './errors.ts';
 import { type ReadinessChecks, startHttpServer } from './http-server.ts';
 import { createLogger, type Logger } from './logging.ts';
@@ -70,4 +74,34 @@ export async function runService<S extends z.ZodType<CommonConfig>>(options: {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+/**
+ * runService for a service that needs the database and the broker: one pool and one
+ * broker connection, handed to `start`, closed after the service has stopped.
+ */
+export async function runConnectedService<S extends z.ZodType<CommonConfig>>(options: {
+  service: string;
+  env: S;
+  /** Database connections the service can use at once (default 10). */
+  maxDatabaseConnections?: (config: Readonly<z.output<S>>) => number;
+  start: (context: { config: Readonly<z.output<S>>; log: Logger; db: Kysely<Database>; bus: BusConnection }) => Promise<RunningService>;
+}): Promise<void> {
+  await runService({
+    service: options.service,
+    env: options.env,
+    async start({ config, log }) {
+      const db = createDatabase({ url: config.databaseUrl, log, maxConnections: options.maxDatabaseConnections?.(config) });
+      const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${options.service}`, log });
+      const running = await options.start({ config, log, db, bus });
+      return {
+        checks: running.checks,
+        async stop() {
+          await running.stop();
+          await bus.close();
+          await db.destroy();
+        },
+      };
+    },
+  });
 }

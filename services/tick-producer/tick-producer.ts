@@ -26,8 +26,8 @@ import type { RunningService } from '../../shared/service-runner.ts';
 import { planSlots, type ScheduledTick } from './tick-schedule.ts';
 
 export interface TickProducer extends RunningService {
-  /** Resolves when the configured number of cycles is done (never, for 0) or the producer stops. */
-  finished: Promise<void>;
+  /** Resolves `completed` when the configured number of cycles is done (never, for 0), `stopped` when stopped. */
+  finished: Promise<'completed' | 'stopped'>;
 }
 
 export function startTickProducer(deps: {
@@ -95,20 +95,21 @@ export function startTickProducer(deps: {
     return 'done';
   };
 
-  const finished = (async () => {
+  const finished = (async (): Promise<'completed' | 'stopped'> => {
     while (!stopping.signal.aborted) {
       try {
         await lock.acquire(stopping.signal);
       } catch {
-        return; // stopped while standing by
+        return 'stopped'; // while standing by
       }
       log.info({ intervalMs, maxCycles: config.maxCycles }, 'leading: publishing ticks');
       isLeader.set(1);
       const outcome = await lead();
       isLeader.set(0);
-      if (outcome === 'done') return;
+      if (outcome === 'done') return stopping.signal.aborted ? 'stopped' : 'completed';
       log.warn('no longer the leader, standing by');
     }
+    return 'stopped';
   })();
 
   let stopped: Promise<void> | undefined;
