@@ -89,8 +89,8 @@ export const stateWriterEnv = commonEnv
   .extend({
     /** Observations committed per transaction at most. */
     WRITER_BATCH_SIZE: positiveInt.default(500),
-    /** How long a partial batch waits for more observations. */
-    WRITER_BATCH_LINGER_MS: positiveInt.default(50),
+    /** How long a partial batch waits for more observations (under load batches fill before it runs out). */
+    WRITER_BATCH_LINGER_MS: positiveInt.default(10),
     /** How often the outbox relay looks for unpublished changes when not woken by a commit. */
     OUTBOX_POLL_MS: positiveInt.default(1_000),
     /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
@@ -107,7 +107,7 @@ export const stateWriterEnv = commonEnv
 export const auditSubscriberEnv = commonEnv
   .extend({
     AUDIT_BATCH_SIZE: positiveInt.default(500),
-    AUDIT_BATCH_LINGER_MS: positiveInt.default(50),
+    AUDIT_BATCH_LINGER_MS: positiveInt.default(10),
   })
   .transform((env) => ({
     ...common(env),

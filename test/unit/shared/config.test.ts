@@ -43,14 +43,14 @@ describe('loadConfig: defaults', () => {
     assert.deepEqual(loadConfig(stateWriterEnv, {}), {
       ...COMMON_DEFAULTS,
       batchSize: 500,
-      batchLingerMs: 50,
+      batchLingerMs: 10,
       outboxPollMs: 1_000,
       policy: { missingGraceCycles: 1 },
     });
   });
 
   test('audit subscriber: every default from an empty environment', () => {
-    assert.deepEqual(loadConfig(auditSubscriberEnv, {}), { ...COMMON_DEFAULTS, batchSize: 500, batchLingerMs: 50 });
+    assert.deepEqual(loadConfig(auditSubscriberEnv, {}), { ...COMMON_DEFAULTS, batchSize: 500, batchLingerMs: 10 });
   });
 
   test('tools: the common defaults', () => {
