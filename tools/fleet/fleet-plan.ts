@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DRIFT, IN_SYNC, type Scenario } from './scenarios.ts';
+import { seededRandom } from './seeded-random.ts';
 
 export interface PlannedInstance {
   uuid: string;
@@ -40,7 +41,7 @@ export const DEFAULT_FLEET: FleetOptions = {
 };
 
 export function planFleet(options: FleetOptions): FleetPlan {
-  const random = mulberry32(options.seed);
+  const random = seededRandom(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const hosts = Array.from({ length: options.hosts }, (_, i) => `${options.hostPrefix}-${String(i + 1).padStart(4, '0')}`);
   const instances: PlannedInstance[] = [];
@@ -56,14 +57,3 @@ export function planFleet(options: FleetOptions): FleetPlan {
   return { hosts, instances };
 }
 
-/** Small, fast, seedable PRNG; good enough to shuffle scenarios. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -7,6 +7,7 @@ import { encodeMessage, MAX_MESSAGE_BYTES, parseMessage } from '../../../../shar
 import { hostReportSchema } from '../../../../shared/messages/host-report.ts';
 import { observationSchema } from '../../../../shared/messages/observation.ts';
 import { tickSchema } from '../../../../shared/messages/tick.ts';
+import { seededRandom } from '../../../../tools/fleet/seeded-random.ts';
 
 const INSTANCE_UUID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const ID_A = '0b7e6a52-1c1f-4d0a-9a57-3f2a1b9c8d7e';
@@ -245,18 +246,6 @@ describe('encodeMessage', () => {
     assert.deepEqual(JSON.parse(encoded.toString('utf8')), validHostReport);
   });
 });
-
-/** mulberry32: a tiny deterministic PRNG, so a failure here reproduces. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('parseMessage: property-style, never throws', () => {
   const ITERATIONS = 300;

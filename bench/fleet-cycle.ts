@@ -1,0 +1,340 @@
+/**
+ * Scenarios 3 and 4, a fleet cycle and the seed's way on the same fleet.
+ *
+ * 3. 1,000 hosts × 100 VMs (100,000 instances, libvirt test driver), 10 % drifted (no race
+ *    scenarios), every service its own process: audit subscriber, state writer, AGENTS
+ *    sync agents (hosts dealt round-robin, lifecycle events off) and a tick producer
+ *    running one cycle with a 1 s interval, so every tick goes out within a second.
+ *    Timed from the first tick seen on the bus to the last change event published, taken
+ *    by an exclusive queue of this process. Run twice: cold (the agents open each host's
+ *    libvirt connection on its first tick), then, with the rows put back as generated,
+ *    warm (connections kept, as between two ticks of a running agent): the headline.
+ *    Peak memory (VmHWM) of each service process, and CPU used by each process and by
+ *    PostgreSQL, RabbitMQ and libvirtd while the cycle ran.
+ * 4. With the services stopped and the rows put back: the seed's loop (bench/lib/seed-baseline.ts)
+ *    over the same fleet, serially; the ratio to the warm cycle.
+ *
+ * A third cycle, "warm, burst", has this process publish every tick at once instead of
+ * the producer: the agents' and the writer's capacity without the producer's pacing.
+ *
+ *   npm run bench:fleet-cycle [-- --hosts N --vms N --agents N --host-concurrency N --skip-baseline]
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
+import amqplib from 'amqplib';
+import { encodeMessage, parseMessage } from '../shared/messages/codec.ts';
+import { SCHEMA_VERSION } from '../shared/messages/fields.ts';
+import { type Tick, tickSchema } from '../shared/messages/tick.ts';
+import { hostReportSchema } from '../shared/messages/host-report.ts';
+import { verifyFleet } from '../tools/fleet/verify-fleet.ts';
+import { fleetLibvirtUri, nodeXmlPath } from '../tools/fleet/write-fleet.ts';
+import { waitFor } from '../tools/wait-for.ts';
+import { expectationsOf, planBenchFleet, restoreBenchFleet, writeBenchFleet } from './lib/bench-fleet.ts';
+import { tapBus } from './lib/bus-tap.ts';
+import { type BenchContext, runBench } from './lib/harness.ts';
+import { type CpuWindow, type ProcMemory, startCpuWindow, startMemorySampler } from './lib/proc-stats.ts';
+import { createBenchDatabase, createBenchVhost } from './lib/resources.ts';
+import { runSeedBaseline } from './lib/seed-baseline.ts';
+import { type BenchService, pidsOf, startBenchService } from './lib/service-processes.ts';
+import { fmt, median, percentile } from './lib/stats.ts';
+import { printTable } from './lib/table.ts';
+import { waitForConsumers } from './lib/wait-for-consumers.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    hosts: { type: 'string', default: '1000' },
+    vms: { type: 'string', default: '100' },
+    agents: { type: 'string', default: '2' },
+    drift: { type: 'string', default: '0.1' },
+    'host-concurrency': { type: 'string', default: '4' },
+    'skip-baseline': { type: 'boolean', default: false },
+  },
+});
+const HOSTS = Number(args.hosts);
+const VMS = Number(args.vms);
+const AGENTS = Number(args.agents);
+const DRIFT = Number(args.drift);
+const HOST_CONCURRENCY = Number(args['host-concurrency']);
+const TICK_INTERVAL_MS = 1_000;
+const CYCLE_TIMEOUT_MS = 120_000;
+const LOG_DIR = path.resolve('var/bench/fleet-cycle/logs');
+
+interface CycleResult {
+  label: string;
+  /** First tick seen → last change event seen, ms. */
+  cycleMs: number;
+  ticksSpreadMs: number;
+  lastReportMs: number;
+  changes: number;
+  observationsPublished: number;
+  hostSyncMedianMs: number;
+  hostSyncP99Ms: number;
+  cpu: CpuWindow;
+}
+
+await runBench(
+  {
+    name: 'fleet-cycle',
+    deadlineMs: 330_000,
+    inputs: {
+      hosts: HOSTS,
+      vmsPerHost: VMS,
+      instances: HOSTS * VMS,
+      drift: DRIFT,
+      'agent processes': AGENTS,
+      TICK_INTERVAL_MS,
+      TICK_MAX_CYCLES: 1,
+      'LIBVIRT_CONCURRENCY': '16 (default)',
+      'AGENT_HOST_CONCURRENCY': HOST_CONCURRENCY === 4 ? '4 (default)' : HOST_CONCURRENCY,
+      'WRITER_BATCH_SIZE': '500 (default)',
+      'LOG_LEVEL': 'info',
+    },
+  },
+  async (context) => {
+    const { db, url: databaseUrl } = await createBenchDatabase(context, 'fleet_cycle');
+    const { amqpUrl } = await createBenchVhost(context);
+    const fleetDir = await mkdtemp(path.join(os.tmpdir(), 'virtsync-bench-fleet-'));
+    context.defer('remove node XML', () => rm(fleetDir, { recursive: true, force: true }));
+    await rm(LOG_DIR, { recursive: true, force: true });
+    await mkdir(LOG_DIR, { recursive: true });
+
+    const plan = planBenchFleet({ hosts: HOSTS, vmsPerHost: VMS, driftRatio: DRIFT, seed: 5, hostPrefix: 'bench-fleet' });
+    const expected = expectationsOf(plan);
+    const tGen = performance.now();
+    await writeBenchFleet(db, plan, fleetDir);
+    context.progress(`fleet written in ${fmt(performance.now() - tGen)} ms: ${plan.instances.length} rows, ${expected.observations} drifted, ${expected.changes} changes expected`);
+
+    const tap = await tapBus(amqpUrl, [
+      { exchange: Exchange.changes, pattern: 'instance.#' },
+      { exchange: Exchange.reports, pattern: 'report.#' },
+      ...plan.hosts.map((host) => ({ exchange: Exchange.ticks, pattern: host })),
+    ]);
+    context.defer('close bus tap', () => tap.close());
+
+    // Every service its own process.
+    const baseEnv = { DATABASE_URL: databaseUrl, AMQP_URL: amqpUrl, LOG_LEVEL: 'info' };
+    const services: BenchService[] = [];
+    let decided = 0;
+    services.push(startBenchService(context, { service: 'audit-subscriber', env: baseEnv, logDir: LOG_DIR }));
+    services.push(
+      startBenchService(context, {
+        service: 'state-writer',
+        env: baseEnv,
+        logDir: LOG_DIR,
+        onLogLine: (entry) => {
+          if (entry.msg === 'batch committed') decided += Number(entry.observations);
+        },
+      }),
+    );
+    const groups = Array.from({ length: Math.min(AGENTS, HOSTS) }, (_, i) => plan.hosts.filter((_, h) => h % AGENTS === i));
+    groups.forEach((hosts, i) =>
+      services.push(
+        startBenchService(context, {
+          service: 'sync-agent',
+          instance: String(i + 1),
+          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_HOST_CONCURRENCY: String(HOST_CONCURRENCY) },
+          logDir: LOG_DIR,
+        }),
+      ),
+    );
+    await Promise.all(services.map((service) => service.waitForLog('service started', (entry) => entry.msg === 'service started', 60_000)));
+    await waitForConsumers(amqpUrl, [Queue.stateWriter, Queue.auditSubscriber, ...plan.hosts.map(tickQueue)], 60_000);
+    context.progress(`services consuming: audit-subscriber, state-writer, ${groups.length} sync-agent(s)`);
+
+    const producers: BenchService[] = [];
+    const memory = startMemorySampler(() => pidsOf([...services, ...producers]));
+    context.defer('stop memory sampler', () => memory.stop());
+
+    /** 'producer': the tick producer, one cycle; 'burst': this process publishes every host's tick at once. */
+    const runCycle = async (label: string, tickSource: 'producer' | 'burst'): Promise<CycleResult> => {
+      const from = tap.messages.length;
+      const decidedBefore = decided;
+      const cpuWindow = startCpuWindow(() => pidsOf([...services, ...producers]));
+      let producer: BenchService | undefined;
+      if (tickSource === 'producer') {
+        producer = startBenchService(context, {
+          service: 'tick-producer',
+          instance: label,
+          env: { ...baseEnv, TICK_INTERVAL_MS: String(TICK_INTERVAL_MS), TICK_MAX_CYCLES: '1' },
+          logDir: LOG_DIR,
+        });
+        producers.push(producer);
+      } else {
+        await publishTickBurst(amqpUrl, plan.hosts);
+      }
+      const since = (exchange: string) => tap.messages.slice(from).filter((m) => m.exchange === exchange);
+      await waitFor(
+        `${label}: ${expected.changes} change events and ${HOSTS} host reports`,
+        () => tap.count(Exchange.changes) - countBefore(Exchange.changes) >= expected.changes && tap.count(Exchange.reports) - countBefore(Exchange.reports) >= HOSTS,
+        { timeoutMs: CYCLE_TIMEOUT_MS, intervalMs: 20 },
+      );
+      const cpu = cpuWindow.stop();
+      const ticks = since(Exchange.ticks);
+      const changes = since(Exchange.changes);
+      const reports = since(Exchange.reports)
+        .map((m) => parseMessage(hostReportSchema, m.content))
+        .flatMap((parsed) => (parsed.ok ? [parsed.value] : []));
+      const failed = reports.filter((report) => report.outcome !== 'synced');
+      if (failed.length > 0) throw new Error(`${label}: ${failed.length} host syncs not synced, e.g. ${failed[0]?.host}: ${failed[0]?.error}`);
+      const firstTick = ticks[0]?.at ?? Number.NaN;
+      const lastChange = changes.at(-1)?.at ?? Number.NaN;
+      const reportTimes = since(Exchange.reports).map((m) => m.at);
+      await waitFor(`${label}: every observation decided`, () => decided - decidedBefore >= expected.observations, { timeoutMs: 30_000, intervalMs: 50 });
+      await producer?.process.exited;
+      context.progress(`${label}: ${changes.length} changes, cycle ${fmt(lastChange - firstTick)} ms`);
+      return {
+        label,
+        cycleMs: lastChange - firstTick,
+        ticksSpreadMs: (ticks.at(-1)?.at ?? Number.NaN) - firstTick,
+        lastReportMs: Math.max(...reportTimes) - firstTick,
+        changes: changes.length,
+        observationsPublished: reports.reduce((total, report) => total + report.published, 0),
+        hostSyncMedianMs: median(reports.map((report) => report.durationMs)),
+        hostSyncP99Ms: percentile(reports.map((report) => report.durationMs), 99),
+        cpu,
+      };
+    };
+    const countsAtStart = new Map<string, number>();
+    const countBefore = (exchange: string): number => countsAtStart.get(exchange) ?? 0;
+    const markCounts = (): void => {
+      for (const exchange of [Exchange.changes, Exchange.reports, Exchange.ticks]) countsAtStart.set(exchange, tap.count(exchange));
+    };
+
+    const auditRows = async (): Promise<number> =>
+      Number((await db.selectFrom('audit_log').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    const settle = async (label: string): Promise<void> => {
+      const mismatches = await verifyFleet(db, plan);
+      if (mismatches.length > 0) throw new Error(`${label}: ${mismatches.length} rows differ from the expected end state, e.g. ${JSON.stringify(mismatches[0])}`);
+      await waitFor(`${label}: ${expected.changes} audit rows`, async () => (await auditRows()) >= expected.changes, { timeoutMs: 60_000, intervalMs: 200 });
+    };
+
+    markCounts();
+    const cold = await runCycle('cold', 'producer');
+    await settle('cold');
+    const restored = await restoreBenchFleet(db);
+    context.progress(`rows put back as generated (${restored} rows)`);
+    markCounts();
+    const warm = await runCycle('warm', 'producer');
+    await settle('warm');
+    await restoreBenchFleet(db);
+    markCounts();
+    const burst = await runCycle('warm, burst', 'burst');
+    await settle('warm, burst');
+    context.progress('every cycle verified row by row; audit trail complete');
+
+    const peaks = memory.stop();
+    for (const service of services) {
+      const code = await service.stop();
+      if (code !== 0) throw new Error(`${service.name} exited with ${code}`);
+    }
+    const cycles = [cold, warm, burst];
+
+    printTable(
+      `Fleet cycle: ${HOSTS} hosts × ${VMS} VMs, ${DRIFT * 100} % drift, every service its own process (times from the first tick; "burst": ticks published by this process at once, no producer)`,
+      ['cycle', 'last tick', 'last host report', 'last change event', 'changes', 'observations', 'host sync p50', 'host sync p99'],
+      cycles.map((c) => [
+        c.label,
+        `${fmt(c.ticksSpreadMs)} ms`,
+        `${fmt(c.lastReportMs)} ms`,
+        `${fmt(c.cycleMs)} ms`,
+        String(c.changes),
+        String(c.observationsPublished),
+        `${fmt(c.hostSyncMedianMs, 1)} ms`,
+        `${fmt(c.hostSyncP99Ms, 1)} ms`,
+      ]),
+    );
+    const cpuNames = warm.cpu.rows.map((row) => row.name);
+    printTable(
+      `CPU while the cycle ran (cores busy on average = CPU s / wall s; the machine has ${os.cpus().length})`,
+      ['cycle', 'wall', ...cpuNames, 'total'],
+      cycles.map((c) => {
+        const byName = new Map(c.cpu.rows.map((row) => [row.name, row.cpuSeconds]));
+        const total = c.cpu.rows.reduce((sum, row) => sum + row.cpuSeconds, 0);
+        return [c.label, `${fmt(c.cpu.wallSeconds, 2)} s`, ...cpuNames.map((name) => fmt((byName.get(name) ?? 0) / c.cpu.wallSeconds, 2)), fmt(total / c.cpu.wallSeconds, 2)];
+      }),
+    );
+    printTable(
+      'Peak memory of each service process (VmHWM, sampled every 250 ms)',
+      ['process', 'peak RSS'],
+      [...peaks.entries()].map(([name, m]: [string, ProcMemory]) => [name, `${fmt(m.peakMiB, 0)} MiB`]),
+    );
+    for (const service of [...services, ...producers]) {
+      if (service.errors > 0) console.log(`${service.name}: ${service.errors} error log lines, last: ${service.lastError}`);
+    }
+
+    context.result('fleet-cycle-s', warm.cycleMs / 1000, 's');
+    context.result('fleet-cycle-cold-s', cold.cycleMs / 1000, 's');
+    context.result('fleet-cycle-burst-s', burst.cycleMs / 1000, 's');
+    for (const [name, m] of peaks) context.result(`fleet-peak-rss-${name.replace(/[^a-z0-9-]/gi, '-')}-mib`, m.peakMiB, 'MiB');
+
+    if (args['skip-baseline']) return;
+    await runBaseline(context, { hosts: plan.hosts, fleetDir, databaseUrl, warmCycleMs: warm.cycleMs, coldCycleMs: cold.cycleMs, expectedChanges: expected.changes, restore: () => restoreBenchFleet(db), verify: () => verifyFleet(db, plan) });
+  },
+);
+
+/** Every host's tick at once, through a confirm channel: the agents' and writer's capacity without the producer's pacing. */
+async function publishTickBurst(amqpUrl: string, hosts: readonly string[]): Promise<void> {
+  const connection = await amqplib.connect(amqpUrl);
+  try {
+    const channel = await connection.createConfirmChannel();
+    const scheduledAt = new Date().toISOString();
+    for (const host of hosts) {
+      const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt, trigger: 'manual' };
+      channel.publish(Exchange.ticks, host, encodeMessage(tickSchema, tick), { persistent: true, contentType: 'application/json', type: 'tick' });
+    }
+    await channel.waitForConfirms();
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
+}
+
+async function runBaseline(
+  context: BenchContext,
+  options: {
+    hosts: readonly string[];
+    fleetDir: string;
+    databaseUrl: string;
+    warmCycleMs: number;
+    coldCycleMs: number;
+    expectedChanges: number;
+    restore: () => Promise<number>;
+    verify: () => Promise<unknown[]>;
+  },
+): Promise<void> {
+  await options.restore();
+  context.progress('baseline: the seed\'s loop over the same fleet, services stopped');
+  const baseline = await runSeedBaseline({
+    hosts: options.hosts,
+    uriOf: (host) => `test://${nodeXmlPath(options.fleetDir, host)}`,
+    databaseUrl: options.databaseUrl,
+    deadlineAt: Date.now() + Math.max(10_000, context.remainingMs() - 20_000),
+    onProgress: (done) => context.progress(`baseline: ${done} hosts`),
+  });
+  const mismatches = await options.verify();
+  if (baseline.changes !== options.expectedChanges || mismatches.length > 0) {
+    throw new Error(`baseline: ${baseline.changes} changes (expected ${options.expectedChanges}), ${mismatches.length} rows differ from the expected end state`);
+  }
+  printTable(
+    'Baseline on the same fleet: the seed\'s loop (serial lookup + getInfo per row, one autocommitted UPDATE per change)',
+    ['measure', 'value'],
+    [
+      ['hosts', String(baseline.hosts)],
+      ['rows', String(baseline.rows)],
+      ['libvirt calls', String(baseline.libvirtCalls)],
+      ['changes (autocommitted UPDATEs)', String(baseline.changes)],
+      ['timed loops, summed', `${fmt(baseline.loopMs / 1000, 2)} s`],
+      ['opening/closing connections (not counted)', `${fmt(baseline.connectMs / 1000, 2)} s`],
+      ['virtsync warm cycle', `${fmt(options.warmCycleMs / 1000, 2)} s`],
+      ['ratio baseline / virtsync warm', `${fmt(baseline.loopMs / options.warmCycleMs, 1)} x`],
+      ['ratio (baseline + its connects) / virtsync cold', `${fmt((baseline.loopMs + baseline.connectMs) / options.coldCycleMs, 1)} x`],
+    ],
+  );
+  context.result('baseline-s', baseline.loopMs / 1000, 's');
+  context.result('baseline-ratio', baseline.loopMs / options.warmCycleMs, 'x');
+  context.result('baseline-ratio-cold', (baseline.loopMs + baseline.connectMs) / options.coldCycleMs, 'x');
+}
