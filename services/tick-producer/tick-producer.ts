@@ -43,34 +43,39 @@ export function startTickProducer(deps: {
   const publisher = createPublisher(bus, { name: 'tick-producer.publish', log, setup: declareCoreTopology });
   const declared = new Set<string>();
   const stopping = new AbortController();
+  const unconfirmed = new Set<Promise<void>>();
 
-  const publishTick = async ({ host, cycle, dueAtMs }: ScheduledTick): Promise<void> => {
-    if (!declared.has(host)) {
-      await publisher.addSetup((channel: Parameters<typeof declareTickQueue>[0]) => declareTickQueue(channel, host));
-      declared.add(host);
-    }
+  /** New hosts' tick queues, declared in one pipelined setup (and again after every reconnect). */
+  const declareNewHosts = async (hosts: readonly string[]): Promise<void> => {
+    const fresh = hosts.filter((host) => !declared.has(host));
+    if (fresh.length === 0) return;
+    await publisher.addSetup((channel: Parameters<typeof declareTickQueue>[0]) => Promise.all(fresh.map((host) => declareTickQueue(channel, host))));
+    for (const host of fresh) declared.add(host);
+  };
+
+  /** Sends a tick without waiting for its confirm, so one slow confirm never delays the next slot. */
+  const publishTick = ({ host, cycle, dueAtMs }: ScheduledTick): void => {
     const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle, scheduledAt: new Date(dueAtMs).toISOString(), trigger: 'periodic' };
-    await publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' });
-    ticksPublished.inc();
+    const confirmed = publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' }).then(
+      () => ticksPublished.inc(),
+      (err: unknown) => log.error({ err: coerceError(err), host, cycle }, 'tick not published, the host waits for its next slot'),
+    );
+    const tracked = confirmed.finally(() => unconfirmed.delete(tracked));
+    unconfirmed.add(tracked);
   };
 
   /** Publishes the slots of [fromMs, toMs) as they fall due; stops early if leadership is lost. */
   const publishWindow = async (fromMs: number, toMs: number, signal: AbortSignal): Promise<void> => {
     const hosts = await listEnabledHosts(db);
+    await declareNewHosts(hosts);
     const slots = planSlots(hosts, intervalMs, fromMs, toMs);
-    let published = 0;
     for (const slot of slots) {
       const waitMs = slot.dueAtMs - Date.now();
       if (waitMs > 0) await sleep(waitMs, undefined, { signal });
       if (!lock.isHeld()) return;
-      try {
-        await publishTick(slot);
-        published++;
-      } catch (err) {
-        log.error({ err: coerceError(err), host: slot.host, cycle: slot.cycle }, 'tick not published, the host waits for its next slot');
-      }
+      publishTick(slot);
     }
-    log.info({ hosts: hosts.length, published, intervalMs }, 'tick interval published');
+    log.info({ hosts: hosts.length, slots: slots.length, intervalMs }, 'tick interval published');
   };
 
   /** Acts as leader until leadership is lost, the producer stops, or the configured cycles are done. */
@@ -120,6 +125,7 @@ export function startTickProducer(deps: {
       stopped ??= (async () => {
         stopping.abort();
         await finished;
+        await Promise.allSettled(unconfirmed);
         await lock.release();
         await publisher.close();
       })();
