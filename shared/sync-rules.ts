@@ -20,7 +20,10 @@ export interface InstanceSnapshot {
   vmState: VmState;
   /** Soft-deleted (Nova keeps deleted rows with a deleted flag). */
   deleted: boolean;
-  /** When power_state was last set, by us or by the cloud; null if never. */
+  /**
+   * When the power state was last established: set by the cloud, or changed or confirmed by an
+   * observation from the owning host. Anything observed earlier is stale. Null if never.
+   */
   powerStateUpdatedAt: Date | null;
   /** An operation the cloud has in progress (Nova's task_state); the sync keeps out of its way. */
   taskState: string | null;
@@ -133,13 +136,18 @@ export function decide(observed: ObservedState, row: InstanceSnapshot | undefine
   return { action: 'update', rule: 'power-only', powerState, vmState: row.vmState, missedReports: 0 };
 }
 
-/** The row after a decision, or undefined when the decision writes nothing. */
+/**
+ * The row after a decision, or undefined when the decision writes nothing. Every decision
+ * that applies the owning host's observation (an update, a count, or confirming an equal
+ * state) stamps its time, so an older observation arriving later is recognised as stale.
+ */
 export function nextSnapshot(row: InstanceSnapshot | undefined, decision: Decision, observedAt: Date): InstanceSnapshot | undefined {
-  if (row === undefined || decision.action === 'skip') return undefined;
+  if (row === undefined) return undefined;
+  if (decision.action === 'skip') return decision.rule === 'equal' ? { ...row, powerStateUpdatedAt: observedAt } : undefined;
   const missed = decision.rule === 'missing' || decision.rule === 'missing-grace';
-  const counted = { missedReports: decision.missedReports, lastMissedAt: missed ? observedAt : row.lastMissedAt };
+  const counted = { missedReports: decision.missedReports, lastMissedAt: missed ? observedAt : row.lastMissedAt, powerStateUpdatedAt: observedAt };
   if (decision.action === 'count') return { ...row, ...counted };
-  return { ...row, ...counted, powerState: decision.powerState, vmState: decision.vmState, powerStateUpdatedAt: observedAt };
+  return { ...row, ...counted, powerState: decision.powerState, vmState: decision.vmState };
 }
 
 function isNoLaterThan(at: Date, reference: Date | null): boolean {

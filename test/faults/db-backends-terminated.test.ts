@@ -61,10 +61,8 @@ after(async () => {
   await rig?.dispose(outcome === undefined || outcome.invariants.violations.length > 0);
 });
 
-const CRASH_BUG =
-  'BUG: a service exits 1 on an unhandled pg Client "error" event (Connection terminated unexpectedly) when its backend is terminated while a client is checked out (the writer inside a batch or outbox transaction, the audit subscriber mid-insert): shared/db/connect.ts handles errors of idle pool clients only, and pg-pool removes its idle listener during checkout';
 
-defineInvariantTests(() => outcome, { crashTodo: CRASH_BUG });
+defineInvariantTests(() => outcome);
 
 test('nothing dead-lettered, every observation decided, one change per drifted instance', () => {
   assert.ok((terminations[0]?.terminated ?? 0) >= 2, 'the first termination hit the writer and others');
@@ -73,7 +71,7 @@ test('nothing dead-lettered, every observation decided, one change per drifted i
   assert.equal(outcome.figures.committed, outcome.fleet.changesExpected);
 });
 
-test('the writer survives: its interrupted batch rolls back and is retried in-process', { todo: CRASH_BUG }, () => {
+test('the writer survives: its interrupted batch rolls back and is retried in-process', () => {
   assert.deepEqual(outcome.crashed, []);
   assert.ok(outcome.stats.writers.retries.length >= 1, 'the writer retried at least one batch');
 });

@@ -109,15 +109,13 @@ test('every older observation was skipped as stale and none of them made a chang
 });
 
 /**
- * An observation the writer decides "equal" (the row already shows that state) changes
- * nothing, so it does not move the row's power_state_updated_at either; an older
- * observation arriving after it is then not recognised as stale and overwrites the row.
- * Here: a row already NOSTATE, the hypervisor reports the domain gone at t (decided
- * "equal"), then a PAUSED observation from t - 5 s arrives (delivered late) and is applied.
+ * An observation the writer decides "equal" (the row already shows that state) confirms the
+ * state as of its time, so an older observation arriving after it is stale. Here: a row
+ * already NOSTATE, the hypervisor reports the domain gone at t (decided "equal"), then a
+ * PAUSED observation from t - 5 s arrives late and must change nothing.
  */
 test(
   'an older observation arriving after a newer one that changed nothing is skipped as stale',
-  { todo: 'BUG: the writer applies an older observation after a newer one it decided "equal"; the row ends PAUSED for a domain libvirt no longer has (until the next tick)' },
   async () => {
     const small = await createFaultRig({ fault: 'reverse-order-after-equal', fleet: { hosts: 2, minVmsPerHost: 16, maxVmsPerHost: 16 } });
     try {

@@ -414,11 +414,12 @@ describe('decide: task in progress and missed-report grace', () => {
     const next = nextSnapshot(counted, decision, OBSERVED_AT);
     assert.equal(next?.missedReports, 0);
     assert.equal(next?.powerState, PowerState.RUNNING);
-    assert.equal(next?.powerStateUpdatedAt, null, 'a count is not a power-state change');
+    assert.equal(next?.powerStateUpdatedAt, OBSERVED_AT, 'the state is confirmed as of the observation');
   });
 
   test('nextSnapshot writes nothing for a skip and stamps power_state_updated_at on an update', () => {
-    assert.equal(nextSnapshot(row(), { action: 'skip', rule: 'equal' }, OBSERVED_AT), undefined);
+    assert.equal(nextSnapshot(row(), { action: 'skip', rule: 'moved' }, OBSERVED_AT), undefined);
+    assert.equal(nextSnapshot(undefined, { action: 'skip', rule: 'deleted' }, OBSERVED_AT), undefined);
     const decision = decide(observed(PowerState.SHUTOFF), row());
     assert.deepEqual(nextSnapshot(row(), decision, OBSERVED_AT), {
       ...row(),
@@ -426,5 +427,13 @@ describe('decide: task in progress and missed-report grace', () => {
       vmState: VmState.SHUTOFF,
       powerStateUpdatedAt: OBSERVED_AT,
     });
+  });
+
+  test('an equal state is confirmed: an older observation arriving later is then stale', () => {
+    const nostate = row({ powerState: PowerState.NOSTATE, powerStateUpdatedAt: new Date(OBSERVED_AT.getTime() - 10 * ONE_SECOND_MS) });
+    const confirmed = nextSnapshot(nostate, decide(observed(null), nostate), OBSERVED_AT);
+    assert.deepEqual(confirmed, { ...nostate, powerStateUpdatedAt: OBSERVED_AT });
+    const late = observed(PowerState.PAUSED, { observedAt: new Date(OBSERVED_AT.getTime() - 5 * ONE_SECOND_MS) });
+    assert.deepEqual(decide(late, confirmed), { action: 'skip', rule: 'stale-observation' });
   });
 });
