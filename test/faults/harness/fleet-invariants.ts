@@ -91,8 +91,9 @@ export async function checkInvariants(db: Kysely<Database>, plan: FleetPlan, rec
       violations.push(`instance ${instance.uuid} (${scenario.name}): last change went to ${JSON.stringify(last.after)}, expected ${JSON.stringify(scenario.expected)}`);
     }
     const stamp = stampOf.get(instance.uuid);
-    if (stamp !== undefined && (stamp === null || stamp.getTime() !== Date.parse(last.observedAt))) {
-      violations.push(`instance ${instance.uuid}: power_state_updated_at ${stamp?.toISOString()} is not its last committed observation ${last.observedAt}`);
+    // Later observations that confirmed the state may have stamped it since; it must never be older.
+    if (stamp !== undefined && (stamp === null || stamp.getTime() < Date.parse(last.observedAt))) {
+      violations.push(`instance ${instance.uuid}: power_state_updated_at ${stamp?.toISOString()} is older than its last committed observation ${last.observedAt}`);
     }
   }
   return { mismatches, lost, committed: outbox.length, auditRows: audit.length, violations };

@@ -228,8 +228,8 @@ describe('(a, b) one observation per rule branch', () => {
     build('missing: unknown to the hypervisor sets NOSTATE and counts the miss', newInstance(), (uuid) => observation(uuid, null, at), {
       kind: 'row', powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE, stamped: true, missedReports: 1, missStamped: true, change: { rule: 'missing', stateWord: 'nostate' },
     }),
-    build('reappeared: found again in agreement resets the missed count only', newInstance({ missed_reports: 1, last_missed_at: earlier }), (uuid) => observation(uuid, PowerState.RUNNING, at), {
-      kind: 'row', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, stamped: false, missedReports: 0, missStamped: false,
+    build('reappeared: found again in agreement resets the missed count and confirms the state', newInstance({ missed_reports: 1, last_missed_at: earlier }), (uuid) => observation(uuid, PowerState.RUNNING, at), {
+      kind: 'row', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, stamped: true, missedReports: 0, missStamped: false,
     }),
     build('moved: not found here, the row names another host', newInstance({ host: otherHost }), (uuid) => observation(uuid, null, at), unchanged),
     build('migrating-in: not found here, the row is MIGRATING to this host', newInstance({ vm_state: VmState.MIGRATING }), (uuid) => observation(uuid, null, at), unchanged),
@@ -238,7 +238,10 @@ describe('(a, b) one observation per rule branch', () => {
     build('stale-host: found on a host that does not own the row', newInstance({ host: otherHost }), (uuid) => observation(uuid, PowerState.SHUTOFF, at), unchanged),
     build('stale-observation: observed before the row last changed', newInstance({ power_state_updated_at: at }), (uuid) => observation(uuid, PowerState.SHUTOFF, earlier), unchanged),
     build('task-in-progress: the cloud has an operation running', newInstance({ task_state: 'rebooting' }), (uuid) => observation(uuid, PowerState.SHUTOFF, at), unchanged),
-    build('equal: the hypervisor agrees with the row', newInstance({ power_state: PowerState.PAUSED, vm_state: VmState.PAUSED }), (uuid) => observation(uuid, PowerState.PAUSED, at), unchanged),
+    // Confirming the state as of the observation, so an older one arriving later is stale.
+    build('equal: the hypervisor agrees with the row, which is stamped and otherwise unchanged', newInstance({ power_state: PowerState.PAUSED, vm_state: VmState.PAUSED }), (uuid) => observation(uuid, PowerState.PAUSED, at), {
+      kind: 'row', powerState: PowerState.PAUSED, vmState: VmState.PAUSED, stamped: true, missedReports: 0, missStamped: false,
+    }),
   ];
   const initial: Map<string, Awaited<ReturnType<typeof readRow>>> = new Map();
 
