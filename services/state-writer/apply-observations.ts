@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { changeRoutingKey } from '../../shared/bus/topology.ts';
-import { insertOutboxEvents } from '../../shared/db/change-outbox.ts';
+import { insertOutboxEvents, type OutboxEvent } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { lockInstances, type SyncStateWrite, writeSyncStates } from '../../shared/db/instances.ts';
 import type { ChangeEvent } from '../../shared/messages/change-event.ts';
@@ -16,6 +16,8 @@ import { decide, nextSnapshot, type SyncPolicy, type SyncRule } from '../../shar
 
 export interface BatchResult {
   changes: ChangeEvent[];
+  /** The changes as committed to the outbox, ready to publish. */
+  outbox: OutboxEvent[];
   /** How many observations each rule decided. */
   outcomes: Partial<Record<SyncRule, number>>;
   /** Observations whose skip an operator should hear about (moved, migrating in, ...). */
@@ -34,7 +36,7 @@ export async function applyObservations(
   return db.transaction().execute(async (trx) => {
     const rows = await lockInstances(trx, [...new Set(ordered.map((o) => o.instanceUuid))]);
     const committedAt = new Date().toISOString();
-    const result: BatchResult = { changes: [], outcomes: {}, notable: [] };
+    const result: BatchResult = { changes: [], outbox: [], outcomes: {}, notable: [] };
     const writes = new Map<string, SyncStateWrite>();
 
     for (const observation of ordered) {
@@ -63,14 +65,12 @@ export async function applyObservations(
     }
 
     await writeSyncStates(trx, [...writes.values()]);
-    await insertOutboxEvents(
-      trx,
-      result.changes.map((change) => ({
-        eventId: change.eventId,
-        routingKey: changeRoutingKey(change.host, change.after.powerState),
-        payload: change,
-      })),
-    );
+    result.outbox = result.changes.map((change) => ({
+      eventId: change.eventId,
+      routingKey: changeRoutingKey(change.host, change.after.powerState),
+      payload: change,
+    }));
+    await insertOutboxEvents(trx, result.outbox);
     return result;
   });
 }

@@ -1,89 +1,91 @@
 /**
- * Publishes committed changes from the outbox: claim a page of unpublished events,
- * publish them with confirms, mark them published, commit. A crash between publish and
- * commit republishes the page with the same event ids, which consumers dedupe.
- * Woken after each commit; also polls, so events left by a crashed writer go out.
+ * Publishes committed changes. The writer hands over each batch's changes right after
+ * its commit: they are published with confirms and marked published. The outbox row,
+ * written in the same transaction as the change, is the safety net: the relay polls for
+ * rows still unpublished after a grace period (their writer crashed, or the broker was
+ * away) and publishes those. A crash between publish and mark republishes with the same
+ * event ids, which consumers dedupe.
  */
 import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange } from '../../shared/bus/topology.ts';
-import { claimUnpublished, countUnpublished, markPublished } from '../../shared/db/change-outbox.ts';
+import { claimUnpublished, countUnpublished, markPublished, type OutboxEvent } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { outboxBacklog } from '../../shared/metrics.ts';
 
 const PAGE_SIZE = 500;
+/** Rows younger than this are being published by the writer that committed them. */
+const HANDOVER_GRACE_MS = 5_000;
 
 export interface OutboxRelay {
-  /** Something was committed: publish soon. */
-  wake(): void;
-  /** Publishes everything pending, then stops polling. */
+  /** A batch was committed: publish its changes now. */
+  publishCommitted(events: readonly OutboxEvent[]): void;
+  /** Waits for handed-over batches, publishes what the poll finds, then stops polling. */
   stop(): Promise<void>;
 }
 
 export function startOutboxRelay(deps: { db: Kysely<Database>; publisher: Publisher; pollMs: number; log: Logger }): OutboxRelay {
   const log = deps.log.child({ component: 'outbox-relay' });
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
+  const handedOver = new Set<Promise<void>>();
+  let polling: Promise<void> | undefined;
 
-  /** Publishes one page; returns how many events it published. */
-  const publishPage = (): Promise<number> =>
+  const publish = (events: readonly OutboxEvent[]): Promise<unknown> =>
+    Promise.all(
+      events.map((event) =>
+        publishJson(deps.publisher, Exchange.changes, event.routingKey, Buffer.from(JSON.stringify(event.payload)), {
+          messageId: event.eventId,
+          type: 'instance-change',
+        }),
+      ),
+    );
+
+  /** Publishes one page of stale rows; returns how many. */
+  const publishStalePage = (): Promise<number> =>
     deps.db.transaction().execute(async (trx) => {
-      const events = await claimUnpublished(trx, PAGE_SIZE);
-      await Promise.all(
-        events.map((event) =>
-          publishJson(deps.publisher, Exchange.changes, event.routingKey, Buffer.from(JSON.stringify(event.payload)), {
-            messageId: event.eventId,
-            type: 'instance-change',
-          }),
-        ),
-      );
-      await markPublished(trx, events.map((event) => event.seq));
+      const events = await claimUnpublished(trx, PAGE_SIZE, HANDOVER_GRACE_MS);
+      await publish(events);
+      await markPublished(trx, events.map((event) => event.eventId));
       return events.length;
     });
 
-  const drain = async (): Promise<void> => {
-    do {
-      again = false;
-      try {
-        let published: number;
-        do {
-          published = await publishPage();
-          if (published > 0) log.debug({ published }, 'change events published');
-        } while (published === PAGE_SIZE);
-      } catch (err) {
-        log.warn({ err: coerceError(err) }, 'outbox relay failed, retrying on the next poll');
-        outboxBacklog.set(await countUnpublished(deps.db).catch(() => Number.NaN));
-        return;
-      }
-    } while (again);
-    outboxBacklog.set(0);
-  };
-
-  const wake = (): void => {
-    if (running !== undefined) {
-      again = true;
-      return;
+  const poll = async (): Promise<void> => {
+    try {
+      let published: number;
+      do {
+        published = await publishStalePage();
+        if (published > 0) log.warn({ published }, 'published changes their writer had not (crash or broker outage)');
+      } while (published === PAGE_SIZE);
+      outboxBacklog.set(await countUnpublished(deps.db));
+    } catch (err) {
+      log.warn({ err: coerceError(err) }, 'outbox poll failed, retrying on the next one');
     }
-    running = drain().finally(() => {
-      running = undefined;
-    });
   };
 
-  const timer = setInterval(wake, deps.pollMs);
-  wake();
+  const timer = setInterval(() => {
+    polling ??= poll().finally(() => {
+      polling = undefined;
+    });
+  }, deps.pollMs);
 
   return {
-    wake() {
-      if (!stopped) wake();
+    publishCommitted(events) {
+      if (events.length === 0) return;
+      const done = publish(events)
+        .then(() => markPublished(deps.db, events.map((event) => event.eventId)))
+        .then(
+          () => log.debug({ published: events.length }, 'change events published'),
+          (err: unknown) => log.warn({ err: coerceError(err), events: events.length }, 'change events not published yet, the outbox poll will'),
+        );
+      const tracked = done.finally(() => handedOver.delete(tracked));
+      handedOver.add(tracked);
     },
     async stop() {
-      stopped = true;
       clearInterval(timer);
-      await running;
-      await drain();
+      await Promise.allSettled(handedOver);
+      await polling;
+      await poll();
     },
   };
 }

@@ -40,7 +40,7 @@ export async function startStateWriter(deps: {
     publisher,
     write: (observations) => dbBreaker.run(() => applyObservations(db, observations, config.policy)),
     onWritten: (result, observations, durationMs) => {
-      relay.wake();
+      relay.publishCommitted(result.outbox);
       recordBatch(log, result, observations, durationMs);
     },
   });

@@ -26,14 +26,16 @@ export async function insertOutboxEvents(trx: Transaction<Database>, events: rea
 }
 
 /**
- * Claims the oldest unpublished events. SKIP LOCKED lets several relays (one per writer)
- * share the outbox without publishing the same event at the same time.
+ * Claims the oldest unpublished events committed at least `olderThanMs` ago (younger ones
+ * are still being published by the writer that committed them). SKIP LOCKED lets several
+ * relays share the outbox without publishing the same event at the same time.
  */
-export async function claimUnpublished(trx: Transaction<Database>, limit: number): Promise<PendingEvent[]> {
+export async function claimUnpublished(trx: Transaction<Database>, limit: number, olderThanMs: number): Promise<PendingEvent[]> {
   const rows = await trx
     .selectFrom('change_outbox')
     .select(['seq', 'event_id', 'routing_key', 'payload'])
     .where('published_at', 'is', null)
+    .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanMs / 1000})`)
     .orderBy('seq')
     .limit(limit)
     .forUpdate()
@@ -42,12 +44,12 @@ export async function claimUnpublished(trx: Transaction<Database>, limit: number
   return rows.map((row) => ({ seq: row.seq, eventId: row.event_id, routingKey: row.routing_key, payload: row.payload }));
 }
 
-export async function markPublished(trx: Transaction<Database>, seqs: readonly string[]): Promise<void> {
-  if (seqs.length === 0) return;
-  await trx
+export async function markPublished(db: Db, eventIds: readonly string[]): Promise<void> {
+  if (eventIds.length === 0) return;
+  await db
     .updateTable('change_outbox')
     .set({ published_at: sql`now()` })
-    .where('seq', '=', sql<string>`any(${sql.val([...seqs])}::bigint[])`)
+    .where('event_id', '=', sql<string>`any(${sql.val([...eventIds])}::uuid[])`)
     .execute();
 }
 

@@ -178,6 +178,10 @@ describe('change_outbox', () => {
     await database.db.transaction().execute((trx) => insertOutboxEvents(trx, events));
   });
 
+  test('rows younger than the handover grace are left to the writer that committed them', async () => {
+    assert.deepEqual(await database.db.transaction().execute((trx) => claimUnpublished(trx, 100, 60_000)), []);
+  });
+
   test('two concurrent claimers never get the same rows (SKIP LOCKED), and both see them in seq order', async () => {
     assert.equal(await countUnpublished(database.db), 10);
     let first: Awaited<ReturnType<typeof claimUnpublished>> = [];
@@ -185,19 +189,19 @@ describe('change_outbox', () => {
     let third: Awaited<ReturnType<typeof claimUnpublished>> = [];
 
     await database.db.transaction().execute(async (trx1) => {
-      first = await claimUnpublished(trx1, 4);
+      first = await claimUnpublished(trx1, 4, 0);
       // Both claims are open at once, on two connections.
       await database.db.transaction().execute(async (trx2) => {
-        second = await claimUnpublished(trx2, 4);
+        second = await claimUnpublished(trx2, 4, 0);
         await database.db.transaction().execute(async (trx3) => {
-          third = await claimUnpublished(trx3, 100);
+          third = await claimUnpublished(trx3, 100, 0);
         });
         // trx2 rolls back: its claims go back to the pool.
         throw new RollbackSignal();
       }).catch((err: unknown) => {
         if (!(err instanceof RollbackSignal)) throw err;
       });
-      await markPublished(trx1, first.map((event) => event.seq));
+      await markPublished(trx1, first.map((event) => event.eventId));
     });
 
     assert.deepEqual(first.map((event) => event.payload), events.slice(0, 4).map((event) => event.payload));
@@ -217,14 +221,14 @@ describe('change_outbox', () => {
     for (const row of published) assert.ok(row.published_at instanceof Date);
 
     await database.db.transaction().execute(async (trx) => {
-      const rest = await claimUnpublished(trx, 100);
+      const rest = await claimUnpublished(trx, 100, 0);
       assert.deepEqual(rest.map((event) => event.eventId), events.slice(4).map((event) => event.eventId));
-      await markPublished(trx, rest.map((event) => event.seq));
+      await markPublished(trx, rest.map((event) => event.eventId));
       await markPublished(trx, []);
       assert.equal(await countUnpublished(trx), 0, 'visible inside the transaction');
     });
     assert.equal(await countUnpublished(database.db), 0);
-    assert.deepEqual(await database.db.transaction().execute((trx) => claimUnpublished(trx, 10)), []);
+    assert.deepEqual(await database.db.transaction().execute((trx) => claimUnpublished(trx, 10, 0)), []);
   });
 });
 
