@@ -42,3 +42,23 @@ export function createLimiter(limit: number): { run<R>(fn: () => Promise<R>): Pr
     active: () => active,
   };
 }
+
+/** Work started in the background that stop() must wait for. */
+export interface InFlight {
+  track(work: Promise<unknown>): void;
+  /** Resolves once everything tracked so far has settled. */
+  settled(): Promise<void>;
+}
+
+export function createInFlight(): InFlight {
+  const pending = new Set<Promise<unknown>>();
+  return {
+    track(work) {
+      const tracked = work.finally(() => pending.delete(tracked));
+      pending.add(tracked);
+    },
+    async settled() {
+      await Promise.allSettled(pending);
+    },
+  };
+}

@@ -9,6 +9,7 @@
 import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange } from '../../shared/bus/topology.ts';
+import { createInFlight } from '../../shared/concurrency.ts';
 import { claimUnpublished, countUnpublished, markPublished, type OutboxEvent } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { coerceError } from '../../shared/errors.ts';
@@ -28,7 +29,7 @@ export interface OutboxRelay {
 
 export function startOutboxRelay(deps: { db: Kysely<Database>; publisher: Publisher; pollMs: number; log: Logger }): OutboxRelay {
   const log = deps.log.child({ component: 'outbox-relay' });
-  const handedOver = new Set<Promise<void>>();
+  const handedOver = createInFlight();
   let polling: Promise<void> | undefined;
 
   const publish = (events: readonly OutboxEvent[]): Promise<unknown> =>
@@ -72,18 +73,18 @@ export function startOutboxRelay(deps: { db: Kysely<Database>; publisher: Publis
   return {
     publishCommitted(events) {
       if (events.length === 0) return;
-      const done = publish(events)
-        .then(() => markPublished(deps.db, events.map((event) => event.eventId)))
-        .then(
-          () => log.debug({ published: events.length }, 'change events published'),
-          (err: unknown) => log.warn({ err: coerceError(err), events: events.length }, 'change events not published yet, the outbox poll will'),
-        );
-      const tracked = done.finally(() => handedOver.delete(tracked));
-      handedOver.add(tracked);
+      handedOver.track(
+        publish(events)
+          .then(() => markPublished(deps.db, events.map((event) => event.eventId)))
+          .then(
+            () => log.debug({ published: events.length }, 'change events published'),
+            (err: unknown) => log.warn({ err: coerceError(err), events: events.length }, 'change events not published yet, the outbox poll will'),
+          ),
+      );
     },
     async stop() {
       clearInterval(timer);
-      await Promise.allSettled(handedOver);
+      await handedOver.settled();
       await polling;
       await poll();
     },

@@ -12,7 +12,7 @@ import { type Delivery, startConsumer } from '../../shared/bus/consumer.ts';
 import { deadLetter } from '../../shared/bus/dead-letter.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
 import { declareCoreTopology, declareTickQueue, tickQueue } from '../../shared/bus/topology.ts';
-import { createLimiter } from '../../shared/concurrency.ts';
+import { createInFlight, createLimiter } from '../../shared/concurrency.ts';
 import type { SyncAgentConfig } from '../../shared/config.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { coerceError } from '../../shared/errors.ts';
@@ -50,11 +50,7 @@ export async function startSyncAgent(deps: {
   const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: declareCoreTopology });
   const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, log });
   const limiter = createLimiter(config.hostConcurrency);
-  const inFlight = new Set<Promise<void>>();
-  const track = (work: Promise<void>): void => {
-    const tracked = work.finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
-  };
+  const inFlight = createInFlight();
 
   const handleTick = async (delivery: Delivery): Promise<void> => {
     const parsed = parseMessage(tickSchema, delivery.message.content);
@@ -84,14 +80,14 @@ export async function startSyncAgent(deps: {
       await declareCoreTopology(channel);
       for (const host of config.hosts) await declareTickQueue(channel, host);
     },
-    onDelivery: (delivery) => track(handleTick(delivery)),
+    onDelivery: (delivery) => inFlight.track(handleTick(delivery)),
   });
 
   const watchers: LifecycleWatcher[] = [];
   // Keys are host + NUL + domain name: neither can contain a NUL.
   const debouncer = createDebouncer(config.eventDebounceMs, (key) => {
     const [host, domainName] = key.split('\u0000') as [string, string];
-    track(
+    inFlight.track(
       sync.syncDomain(host, domainName).then(
         (outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event'),
         (err: unknown) => log.warn({ err: coerceError(err), host, domainName }, 'domain not observed after lifecycle event, the next tick covers it'),
@@ -119,7 +115,7 @@ export async function startSyncAgent(deps: {
         await Promise.all(watchers.map((watcher) => watcher.stop()));
         debouncer.clear();
         await consumer.cancel();
-        await Promise.allSettled(inFlight);
+        await inFlight.settled();
         await consumer.close();
         await publisher.close();
         await Promise.all([...readers.values()].map((reader) => reader.close()));

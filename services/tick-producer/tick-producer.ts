@@ -12,6 +12,7 @@ import type { Kysely } from 'kysely';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher, publishJson } from '../../shared/bus/publisher.ts';
 import { declareCoreTopology, declareTickQueue, Exchange } from '../../shared/bus/topology.ts';
+import { createInFlight } from '../../shared/concurrency.ts';
 import type { TickProducerConfig } from '../../shared/config.ts';
 import { listEnabledHosts } from '../../shared/db/compute-hosts.ts';
 import type { Database } from '../../shared/db/database.ts';
@@ -43,7 +44,7 @@ export function startTickProducer(deps: {
   const publisher = createPublisher(bus, { name: 'tick-producer.publish', log, setup: declareCoreTopology });
   const declared = new Set<string>();
   const stopping = new AbortController();
-  const unconfirmed = new Set<Promise<void>>();
+  const unconfirmed = createInFlight();
 
   /** New hosts' tick queues, declared in one pipelined setup (and again after every reconnect). */
   const declareNewHosts = async (hosts: readonly string[]): Promise<void> => {
@@ -56,12 +57,12 @@ export function startTickProducer(deps: {
   /** Sends a tick without waiting for its confirm, so one slow confirm never delays the next slot. */
   const publishTick = ({ host, cycle, dueAtMs }: ScheduledTick): void => {
     const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle, scheduledAt: new Date(dueAtMs).toISOString(), trigger: 'periodic' };
-    const confirmed = publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' }).then(
-      () => ticksPublished.inc(),
-      (err: unknown) => log.error({ err: coerceError(err), host, cycle }, 'tick not published, the host waits for its next slot'),
+    unconfirmed.track(
+      publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' }).then(
+        () => ticksPublished.inc(),
+        (err: unknown) => log.error({ err: coerceError(err), host, cycle }, 'tick not published, the host waits for its next slot'),
+      ),
     );
-    const tracked = confirmed.finally(() => unconfirmed.delete(tracked));
-    unconfirmed.add(tracked);
   };
 
   /** Publishes the slots of [fromMs, toMs) as they fall due; stops early if leadership is lost. */
@@ -125,7 +126,7 @@ export function startTickProducer(deps: {
       stopped ??= (async () => {
         stopping.abort();
         await finished;
-        await Promise.allSettled(unconfirmed);
+        await unconfirmed.settled();
         await lock.release();
         await publisher.close();
       })();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createLimiter, mapWithConcurrency } from '../../../shared/concurrency.ts';
+import { createInFlight, createLimiter, mapWithConcurrency } from '../../../shared/concurrency.ts';
 
 /** Lets queued promise continuations run a few rounds, without timers. */
 async function settle(rounds = 10): Promise<void> {
@@ -177,4 +177,22 @@ describe('createLimiter', () => {
       assert.equal(peak, 1, 'calls in flight at once with limit 1');
     },
   );
+});
+
+describe('createInFlight', () => {
+  test('settled() waits for everything tracked, failures included, and forgets what is done', async () => {
+    const inFlight = createInFlight();
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    inFlight.track(slow);
+    inFlight.track(Promise.reject(new Error('a failed publish')));
+    let settled = false;
+    const waiting = inFlight.settled().then(() => (settled = true));
+    await Promise.resolve();
+    assert.equal(settled, false);
+    release();
+    await waiting;
+    assert.equal(settled, true);
+    await inFlight.settled();
+  });
 });
