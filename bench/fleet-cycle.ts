@@ -19,20 +19,17 @@
  *
  *   npm run bench:fleet-cycle [-- --hosts N --vms N --agents N --host-concurrency N --skip-baseline]
  */
-import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
-import amqplib from 'amqplib';
-import { encodeMessage, parseMessage } from '../shared/messages/codec.ts';
-import { SCHEMA_VERSION } from '../shared/messages/fields.ts';
-import { type Tick, tickSchema } from '../shared/messages/tick.ts';
+import { parseMessage } from '../shared/messages/codec.ts';
 import { hostReportSchema } from '../shared/messages/host-report.ts';
 import { verifyFleet } from '../tools/fleet/verify-fleet.ts';
 import { fleetLibvirtUri, nodeXmlPath } from '../tools/fleet/write-fleet.ts';
 import { waitFor } from '../tools/wait-for.ts';
+import { publishTickBurst } from './lib/tick-burst.ts';
 import { expectationsOf, planBenchFleet, restoreBenchFleet, writeBenchFleet } from './lib/bench-fleet.ts';
 import { tapBus } from './lib/bus-tap.ts';
 import { type BenchContext, runBench } from './lib/harness.ts';
@@ -276,22 +273,6 @@ await runBench(
   },
 );
 
-/** Every host's tick at once, through a confirm channel: the agents' and writer's capacity without the producer's pacing. */
-async function publishTickBurst(amqpUrl: string, hosts: readonly string[]): Promise<void> {
-  const connection = await amqplib.connect(amqpUrl);
-  try {
-    const channel = await connection.createConfirmChannel();
-    const scheduledAt = new Date().toISOString();
-    for (const host of hosts) {
-      const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt, trigger: 'manual' };
-      channel.publish(Exchange.ticks, host, encodeMessage(tickSchema, tick), { persistent: true, contentType: 'application/json', type: 'tick' });
-    }
-    await channel.waitForConfirms();
-    await channel.close();
-  } finally {
-    await connection.close();
-  }
-}
 
 async function runBaseline(
   context: BenchContext,

@@ -9,33 +9,27 @@
  *   writer (startSyncAgent, startStateWriter, each on its own broker connection and pool),
  *   every host's tick published at once by this process; timed from the burst to the last
  *   change event seen on virtsync.changes. A cold round opens the libvirt connections; the
- *   warm round (rows put back) is the figure. Then the same with the broker connections
- *   opened with TCP_NODELAY, a diagnostic of what that setting gives (the services'
- *   shared/bus/connect.ts leaves amqplib's default, Nagle's algorithm on).
+ *   warm round (rows put back) is the figure.
  * Growth is called linear when a 10× larger input costs at most ~12× the time.
  *
  *   npm run bench:scaling
  */
-import { randomUUID } from 'node:crypto';
+import { publishTickBurst } from './lib/tick-burst.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import amqp from 'amqp-connection-manager';
 import amqplib from 'amqplib';
 import { type Kysely, sql } from 'kysely';
 import { compareHost } from '../services/sync-agent/host-comparison.ts';
 import { createLibvirtReader } from '../services/sync-agent/hypervisor-reader.ts';
 import { startStateWriter } from '../services/state-writer/state-writer.ts';
 import { startSyncAgent } from '../services/sync-agent/sync-agent.ts';
-import { type BusConnection, connectBus } from '../shared/bus/connect.ts';
+import { connectBus } from '../shared/bus/connect.ts';
 import { declareCoreTopology, Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv, syncAgentEnv } from '../shared/config.ts';
 import { createDatabase } from '../shared/db/connect.ts';
 import type { Database } from '../shared/db/database.ts';
 import { readHostInstances } from '../shared/db/instances.ts';
-import { encodeMessage } from '../shared/messages/codec.ts';
-import { SCHEMA_VERSION } from '../shared/messages/fields.ts';
-import { type Tick, tickSchema } from '../shared/messages/tick.ts';
 import { fleetLibvirtUri, nodeXmlPath } from '../tools/fleet/write-fleet.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { expectationsOf, planBenchFleet, restoreBenchFleet, writeBenchFleet } from './lib/bench-fleet.ts';
@@ -64,7 +58,6 @@ interface HostPoint {
 
 interface FleetPoint {
   hosts: number;
-  noDelay: boolean;
   coldMs: number;
   warmMs: number;
   changes: number;
@@ -113,35 +106,11 @@ async function hostCurve(context: BenchContext, db: Kysely<Database>, workDir: s
   return points;
 }
 
-async function publishTickBurst(amqpUrl: string, hosts: readonly string[]): Promise<void> {
-  const connection = await amqplib.connect(amqpUrl);
-  try {
-    const channel = await connection.createConfirmChannel();
-    const scheduledAt = new Date().toISOString();
-    for (const host of hosts) {
-      const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt, trigger: 'manual' };
-      channel.publish(Exchange.ticks, host, encodeMessage(tickSchema, tick), { persistent: true, contentType: 'application/json', type: 'tick' });
-    }
-    await channel.waitForConfirms();
-    await channel.close();
-  } finally {
-    await connection.close();
-  }
-}
 
-function openBus(amqpUrl: string, name: string, noDelay: boolean): BusConnection {
-  if (!noDelay) return connectBus({ url: amqpUrl, name, log: benchLogger });
-  // As connectBus, plus TCP_NODELAY on the socket (amqplib's socket option).
-  return amqp.connect([amqpUrl], {
-    heartbeatIntervalInSeconds: 5,
-    reconnectTimeInSeconds: 1,
-    connectionOptions: { noDelay: true, clientProperties: { connection_name: name } },
-  });
-}
 
 async function fleetPoint(
   context: BenchContext,
-  options: { db: Kysely<Database>; databaseUrl: string; amqpUrl: string; workDir: string; hosts: number; noDelay: boolean },
+  options: { db: Kysely<Database>; databaseUrl: string; amqpUrl: string; workDir: string; hosts: number },
 ): Promise<FleetPoint> {
   const { db, amqpUrl, hosts } = options;
   await resetTables(db);
@@ -165,8 +134,8 @@ async function fleetPoint(
   const writerConfig = loadConfig(stateWriterEnv, env);
   const agentDb = createDatabase({ url: options.databaseUrl, log: benchLogger, maxConnections: agentConfig.hostConcurrency });
   const writerDb = createDatabase({ url: options.databaseUrl, log: benchLogger });
-  const agentBus = openBus(amqpUrl, 'bench agent', options.noDelay);
-  const writerBus = openBus(amqpUrl, 'bench writer', options.noDelay);
+  const agentBus = connectBus({ url: amqpUrl, name: 'bench agent', log: benchLogger });
+  const writerBus = connectBus({ url: amqpUrl, name: 'bench writer', log: benchLogger });
   const writer = await startStateWriter({ config: writerConfig, db: writerDb, bus: writerBus, log: benchLogger });
   const agent = await startSyncAgent({ config: agentConfig, db: agentDb, bus: agentBus, log: benchLogger });
   try {
@@ -188,8 +157,8 @@ async function fleetPoint(
     await waitFor('outbox published', async () => Number((await sql<{ n: string }>`select count(*) as n from change_outbox where published_at is null`.execute(db)).rows[0]?.n) === 0, { timeoutMs: 30_000 });
     await restoreBenchFleet(db);
     const warmMs = await round('warm');
-    context.progress(`${hosts} hosts${options.noDelay ? ', noDelay' : ''}: cold ${fmt(coldMs)} ms, warm ${fmt(warmMs)} ms`);
-    return { hosts, noDelay: options.noDelay, coldMs, warmMs, changes: expected.changes };
+    context.progress(`${hosts} hosts: cold ${fmt(coldMs)} ms, warm ${fmt(warmMs)} ms`);
+    return { hosts, coldMs, warmMs, changes: expected.changes };
   } finally {
     await agent.stop();
     await writer.stop();
@@ -245,34 +214,28 @@ await runBench(
     console.log(`growth: ${growth(hostPoints.map((p) => ({ size: p.vms, ms: p.totalMs })))}\n`);
 
     const fleetPoints: FleetPoint[] = [];
-    for (const noDelay of [false, true]) {
-      for (const hosts of HOST_COUNTS) {
-        if (context.remainingMs() < 45_000) {
-          context.progress(`skipping ${hosts} hosts${noDelay ? ', noDelay' : ''}: not enough time left`);
-          continue;
-        }
-        fleetPoints.push(await fleetPoint(context, { db, databaseUrl, amqpUrl, workDir, hosts, noDelay }));
+    for (const hosts of HOST_COUNTS) {
+      if (context.remainingMs() < 45_000) {
+        context.progress(`skipping ${hosts} hosts: not enough time left`);
+        continue;
       }
+      fleetPoints.push(await fleetPoint(context, { db, databaseUrl, amqpUrl, workDir, hosts }));
     }
     printTable(
       `Fleet: burst of ticks to the last change event, ${FLEET_VMS} VMs per host, ${DRIFT * 100} % drift (one agent + one writer in this process)`,
-      ['hosts', 'broker socket', 'changes', 'cold', 'warm', 'warm per host'],
+      ['hosts', 'changes', 'cold', 'warm', 'warm per host'],
       fleetPoints.map((p) => [
         String(p.hosts),
-        p.noDelay ? 'TCP_NODELAY (diagnostic)' : 'as shipped (Nagle on)',
         String(p.changes),
         `${fmt(p.coldMs)} ms`,
         `${fmt(p.warmMs)} ms`,
         `${fmt(p.warmMs / p.hosts, 2)} ms`,
       ]),
     );
-    for (const noDelay of [false, true]) {
-      const points = fleetPoints.filter((p) => p.noDelay === noDelay).map((p) => ({ size: p.hosts, ms: p.warmMs }));
-      if (points.length > 1) console.log(`growth (warm, ${noDelay ? 'TCP_NODELAY' : 'as shipped'}): ${growth(points)}`);
-    }
+    if (fleetPoints.length > 1) console.log(`growth (warm): ${growth(fleetPoints.map((p) => ({ size: p.hosts, ms: p.warmMs })))}`);
     console.log('');
 
     for (const p of hostPoints) context.result(`scaling-one-host-${p.vms}-vms-ms`, p.totalMs, 'ms');
-    for (const p of fleetPoints) context.result(`scaling-fleet-${p.hosts}-hosts${p.noDelay ? '-nodelay' : ''}-s`, p.warmMs / 1000, 's');
+    for (const p of fleetPoints) context.result(`scaling-fleet-${p.hosts}-hosts-s`, p.warmMs / 1000, 's');
   },
 );
