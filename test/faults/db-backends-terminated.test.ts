@@ -29,10 +29,7 @@ const terminations: Array<{ terminated: number; writerState: string }> = [];
 before(
   async () => {
     rig = await createFaultRig({ fault: 'db-backends-terminated', races: 'manual', restartOnCrash: true });
-    rig.startAuditSubscriber();
-    rig.agentHosts.forEach((_, index) => rig.startAgent(index));
-    rig.startTickProducer({ intervalMs: 1_000, cycles: 1 });
-    await waitFor('a host report from every host', () => new Set(rig.recorder.reports.map((r) => r.host)).size >= rig.plan.hosts.length, { timeoutMs: 60_000 });
+    await rig.runCycleWithoutWriter();
     await waitFor('the observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= rig.observationsPublished(), { timeoutMs: 30_000 });
     await rig.applyRaces();
 

@@ -31,10 +31,7 @@ const stops: Array<{ name: string; how: string; code: number | null; batches: nu
 before(
   async () => {
     rig = await createFaultRig({ fault: 'graceful-shutdown', races: 'manual' });
-    rig.startAuditSubscriber();
-    rig.agentHosts.forEach((_, index) => rig.startAgent(index));
-    rig.startTickProducer({ intervalMs: 1_000, cycles: 1 });
-    await waitFor('a host report from every host', () => new Set(rig.recorder.reports.map((r) => r.host)).size >= rig.plan.hosts.length, { timeoutMs: 60_000 });
+    await rig.runCycleWithoutWriter();
     await waitFor('the observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= rig.observationsPublished(), { timeoutMs: 30_000 });
     await rig.applyRaces();
     const env = { DATABASE_URL: withApplicationName(rig.database.url, WRITER_APP), WRITER_BATCH_SIZE: '10' };

@@ -41,10 +41,7 @@ function olderCopy(real: Observation, scenario: Scenario): Observation {
 
 /** Runs one cycle without a writer and takes the observations it queued. */
 async function queuedObservations(rig: FaultRig): Promise<Observation[]> {
-  rig.startAuditSubscriber();
-  rig.agentHosts.forEach((_, index) => rig.startAgent(index));
-  rig.startTickProducer({ intervalMs: 1_000, cycles: 1 });
-  await waitFor('a host report from every host', () => new Set(rig.recorder.reports.map((r) => r.host)).size >= rig.plan.hosts.length, { timeoutMs: 60_000 });
+  await rig.runCycleWithoutWriter();
   const messages = await rig.takeMessages(Queue.stateWriter, rig.observationsPublished(), 30_000);
   return messages.flatMap((message) => {
     const parsed = parseMessage(observationSchema, message.content);

@@ -26,10 +26,7 @@ const killed: Array<{ name: string; moment: string; batchesBefore: number }> = [
 before(
   async () => {
     rig = await createFaultRig({ fault: 'writer-kill9', races: 'manual' });
-    rig.startAuditSubscriber();
-    rig.agentHosts.forEach((_, index) => rig.startAgent(index));
-    rig.startTickProducer({ intervalMs: 1_000, cycles: 1 });
-    await waitFor('a host report from every host', () => new Set(rig.recorder.reports.map((r) => r.host)).size >= rig.plan.hosts.length, { timeoutMs: 60_000 });
+    await rig.runCycleWithoutWriter();
     await waitFor('the observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= rig.observationsPublished(), { timeoutMs: 30_000 });
     await rig.applyRaces();
     const env = { DATABASE_URL: withApplicationName(rig.database.url, WRITER_APP), WRITER_BATCH_SIZE: '8' };

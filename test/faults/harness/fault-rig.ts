@@ -91,6 +91,11 @@ export interface FaultRig {
   startTickProducer(options: { intervalMs: number; cycles: number; env?: Record<string, string> }): RigProcess;
   kill(process: RigProcess, signal?: NodeJS.Signals): Promise<void>;
   applyRaces(): Promise<void>;
+  /**
+   * One full cycle with no writer running: the audit subscriber, the agents and one tick
+   * cycle, until every host has reported; then its observations wait in the writer's queue.
+   */
+  runCycleWithoutWriter(): Promise<void>;
   /** Publishes a manual tick per host; returns their ids. */
   publishManualTicks(hosts: readonly string[]): Promise<string[]>;
   /** Waits for `count` messages of a queue and takes them (acked); consuming, since basic.get on a quorum queue costs a round trip each. */
@@ -227,6 +232,12 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
       await target.process.kill(signal);
     },
     applyRaces: () => applyRaces(database.db, plan),
+    async runCycleWithoutWriter() {
+      rig.startAuditSubscriber();
+      rig.agentHosts.forEach((_, index) => rig.startAgent(index));
+      rig.startTickProducer({ intervalMs: 1_000, cycles: 1 });
+      await waitFor('a host report from every host', () => new Set(recorder.reports.map((r) => r.host)).size >= plan.hosts.length, { timeoutMs: 60_000 });
+    },
     async publishManualTicks(hosts) {
       const ids: string[] = [];
       for (const host of hosts) {
