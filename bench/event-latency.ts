@@ -48,7 +48,7 @@ interface Sample {
   detectMs: number;
   /** observation stamped → writer's commit time (bus, batch linger, transaction). */
   writeMs: number;
-  /** commit → event arrived here (outbox relay, publish, delivery). */
+  /** commit → event arrived here (the writer publishes right after its commit; broker delivery). */
   relayMs: number;
 }
 
