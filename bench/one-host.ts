@@ -4,7 +4,8 @@
  * the hypervisor reader's read() + compareHost. Median over RUNS runs after warm-up, for
  * each LIBVIRT_CONCURRENCY, interleaved so that noise spreads over all of them.
  * Limits re-measured in the same run: list all domains + getInfo each (serial and
- * concurrent) on a bare connection, and the host's rows by index on a bare pg client.
+ * concurrent) on a bare connection, and the host's rows by index on a bare pg client;
+ * beside them, the reader's one-by-one fallback (list + UUID + getInfo each).
  * UV_THREADPOOL_SIZE (the bindings run every libvirt call on libuv's pool) is tried in
  * child processes, since it is read when a process starts.
  *
@@ -69,7 +70,7 @@ async function timeListAndInfo(hypervisor: Hypervisor, concurrency: number): Pro
   return performance.now() - t0;
 }
 
-/** The same plus the UUID of each: the calls the agent's reader needs. */
+/** The same plus the UUID of each: the reader's one-by-one way, taken when domains change state while it lists them. */
 async function timeListUuidAndInfo(hypervisor: Hypervisor, concurrency: number): Promise<number> {
   const t0 = performance.now();
   const domains = await hypervisor.connectListAllDomains();
@@ -207,7 +208,7 @@ await runBench(
     const bestLimitMs = Math.min(...CONCURRENCIES.filter((c) => c >= 8).map((c) => median(limitInfo.get(c) ?? [])));
     printTable(
       `Host sync of ${DOMAINS} domains vs ${DOMAINS} rows (median of ${RUNS} runs, ms; ${discrepancies} discrepancies found each run)`,
-      ['LIBVIRT_CONCURRENCY', 'host sync', 'rows read', 'libvirt read', 'compare', 'domains/s', 'limit: list+info', 'limit: list+uuid+info', 'share of limit'],
+      ['LIBVIRT_CONCURRENCY', 'host sync', 'rows read', 'libvirt read', 'compare', 'domains/s', 'limit: list+info', 'one by one: list+uuid+info', 'share of limit'],
       CONCURRENCIES.map((c) => {
         const timings = syncs.get(c) ?? [];
         const total = median(timings.map((t) => t.totalMs));

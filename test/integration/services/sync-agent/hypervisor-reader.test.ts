@@ -2,16 +2,20 @@
  * The libvirt reader against real libvirt test:/// hosts: every virDomainState the test
  * driver can hold is read as that PowerState, shut-off domains are counted, UUIDs come back
  * lower-case, a host that cannot be opened is a retryable hypervisor DependencyError, and
- * the reader reconnects on its own once the host is there.
+ * the reader reconnects on its own once the host is there. On the shared libvirtd, domains
+ * flipping state while the reader lists them are still read, each once, never as missing.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { Writable } from 'node:stream';
 import { createLibvirtReader, type HypervisorReader } from '../../../../services/sync-agent/hypervisor-reader.ts';
 import { DependencyError } from '../../../../shared/errors.ts';
+import { createLogger } from '../../../../shared/logging.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
 import type { SimulatedDomain } from '../../../../tools/fleet/node-xml.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../../helpers/libvirt-host.ts';
+import { ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../../helpers/libvirtd.ts';
 import { testLogger } from '../../../helpers/test-logger.ts';
 
 /** libvirt's virDomainState: 0 NOSTATE .. 7 PMSUSPENDED, the same codes as PowerState. */
@@ -117,5 +121,53 @@ describe('createLibvirtReader on a libvirt test:/// host', () => {
     await reader.close();
     await reader.close();
     assert.equal((await reader.read()).domainCount, domains.length);
+  });
+});
+
+describe('createLibvirtReader while domains change state under it (shared libvirtd)', () => {
+  test('every flipping domain is read once, RUNNING or PAUSED, never missing; the lists are checked and fall back', async () => {
+    await ensureLibvirtd();
+    const daemon = await openDaemonDomains();
+    const fallbacks: string[] = [];
+    const debugLog = createLogger({
+      service: 'test',
+      level: 'debug',
+      destination: new Writable({
+        write(line: Buffer, _encoding, done) {
+          if (line.toString().includes('changed state while listed')) fallbacks.push(line.toString());
+          done();
+        },
+      }),
+    });
+    const reader = createLibvirtReader({ uri: LIBVIRTD_URI, concurrency: 4, log: debugLog });
+    let flipping = true;
+    try {
+      const uuids = await Promise.all(Array.from({ length: 12 }, (_, i) => daemon.start(`reader-flip-${suffix}-${i}`)));
+      const handles = await Promise.all(uuids.map((uuid) => daemon.hypervisor.domainLookupByUUIDString(uuid)));
+      // Another client pausing and resuming every domain, as fast as libvirtd lets it.
+      const flipper = (async () => {
+        while (flipping) {
+          for (const handle of handles) await daemon.hypervisor.domainSuspend(handle);
+          for (const handle of handles) await daemon.hypervisor.domainResume(handle);
+        }
+      })();
+
+      for (let read = 0; read < 40; read++) {
+        const snapshot = await reader.read();
+        for (const uuid of uuids) {
+          const state = snapshot.states.get(uuid);
+          assert.ok(state === PowerState.RUNNING || state === PowerState.PAUSED, `read ${read}: ${uuid} read as ${String(state)}`);
+        }
+        assert.equal(snapshot.states.size + snapshot.unreadable.size, snapshot.domainCount, `read ${read}: every listed domain once`);
+      }
+      flipping = false;
+      await flipper;
+      assert.ok(fallbacks.length > 0, 'some reads raced the flipper and were read one by one');
+    } finally {
+      flipping = false;
+      await reader.close();
+      await daemon.removeAll();
+      await daemon.close();
+    }
   });
 });
