@@ -47,7 +47,7 @@ const { values: args } = parseArgs({
     vms: { type: 'string', default: '100' },
     agents: { type: 'string', default: '2' },
     drift: { type: 'string', default: '0.1' },
-    'host-concurrency': { type: 'string', default: '4' },
+    'host-concurrency': { type: 'string', default: '16' },
     'skip-baseline': { type: 'boolean', default: false },
   },
 });
@@ -86,7 +86,7 @@ await runBench(
       TICK_INTERVAL_MS,
       TICK_MAX_CYCLES: 1,
       'LIBVIRT_CONCURRENCY': '16 (default)',
-      'AGENT_HOST_CONCURRENCY': HOST_CONCURRENCY === 4 ? '4 (default)' : HOST_CONCURRENCY,
+      'AGENT_HOST_CONCURRENCY': HOST_CONCURRENCY === 16 ? '16 (default)' : HOST_CONCURRENCY,
       'WRITER_BATCH_SIZE': '500 (default)',
       'LOG_LEVEL': 'info',
     },

@@ -23,7 +23,7 @@ import { type Kysely, sql } from 'kysely';
 import { compareHost } from '../services/sync-agent/host-comparison.ts';
 import { createLibvirtReader } from '../services/sync-agent/hypervisor-reader.ts';
 import { startStateWriter } from '../services/state-writer/state-writer.ts';
-import { startSyncAgent } from '../services/sync-agent/sync-agent.ts';
+import { agentDatabaseConnections, startSyncAgent } from '../services/sync-agent/sync-agent.ts';
 import { connectBus } from '../shared/bus/connect.ts';
 import { declareCoreTopology, Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv, syncAgentEnv } from '../shared/config.ts';
@@ -132,7 +132,7 @@ async function fleetPoint(
   const env = { DATABASE_URL: options.databaseUrl, AMQP_URL: amqpUrl };
   const agentConfig = loadConfig(syncAgentEnv, { ...env, AGENT_HOSTS: plan.hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(dir), AGENT_LIFECYCLE_EVENTS: 'false' });
   const writerConfig = loadConfig(stateWriterEnv, env);
-  const agentDb = createDatabase({ url: options.databaseUrl, log: benchLogger, maxConnections: agentConfig.hostConcurrency });
+  const agentDb = createDatabase({ url: options.databaseUrl, log: benchLogger, maxConnections: agentDatabaseConnections(agentConfig) });
   const writerDb = createDatabase({ url: options.databaseUrl, log: benchLogger });
   const agentBus = connectBus({ url: amqpUrl, name: 'bench agent', log: benchLogger });
   const writerBus = connectBus({ url: amqpUrl, name: 'bench writer', log: benchLogger });

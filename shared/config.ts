@@ -67,8 +67,8 @@ export const syncAgentEnv = commonEnv
     LIBVIRT_CONCURRENCY: positiveInt.default(16),
     /** A libvirt call taking longer counts as a failure for the host's circuit breaker. */
     LIBVIRT_TIMEOUT_MS: positiveInt.default(30_000),
-    /** Hosts synced at the same time by this agent. */
-    AGENT_HOST_CONCURRENCY: positiveInt.default(4),
+    /** Hosts synced at the same time by this agent: each one mostly waits for broker confirms. */
+    AGENT_HOST_CONCURRENCY: positiveInt.default(16),
     /** Watch libvirt lifecycle events (through `virsh event`) and observe a domain as soon as it changes. */
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */

@@ -26,6 +26,14 @@ import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { type LifecycleWatcher, startLifecycleWatcher } from './lifecycle-watcher.ts';
 
+/**
+ * The agent's database pool: a host's rows are one short indexed read, and in production
+ * every compute host runs an agent, so a few connections serve all of an agent's syncs.
+ */
+export function agentDatabaseConnections(config: Pick<SyncAgentConfig, 'hostConcurrency'>): number {
+  return Math.min(config.hostConcurrency, 4);
+}
+
 export async function startSyncAgent(deps: {
   config: SyncAgentConfig;
   db: Kysely<Database>;
