@@ -64,7 +64,7 @@ describe('loadConfig: defaults', () => {
       libvirtUri: 'qemu:///system',
       libvirtConcurrency: 16,
       libvirtTimeoutMs: 30_000,
-      hostConcurrency: 4,
+      hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
     });
