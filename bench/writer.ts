@@ -2,7 +2,8 @@
  * Scenario 2, the state writer: observations in, committed changes (row update + outbox
  * row, one transaction per batch) out, per second. N drifted observations (RUNNING rows
  * seen SHUTOFF: every one is a change) are preloaded into virtsync.state-writer through
- * a confirm channel; then the real writer (startStateWriter, in this process) is started
+ * a confirm channel, 10 to a message as agents publish a host sync of 100 VMs at 10 %
+ * drift; then the real writer (startStateWriter, in this process) is started
  * and timed until its last batch is committed, and until the outbox relay has published
  * every change event. Once per WRITER_BATCH_SIZE, on rows put back each time.
  * Limits re-measured in the same run: PostgreSQL with batched UPDATE … FROM unnest of
@@ -30,8 +31,7 @@ import { countUnpublished } from '../shared/db/change-outbox.ts';
 import { createDatabase } from '../shared/db/connect.ts';
 import type { Database } from '../shared/db/database.ts';
 import { encodeMessage } from '../shared/messages/codec.ts';
-import { SCHEMA_VERSION } from '../shared/messages/fields.ts';
-import { type Observation, observationSchema } from '../shared/messages/observation.ts';
+import { groupObservations, hostObservationsSchema, type Observation, observationsOf } from '../shared/messages/observation.ts';
 import { PowerState } from '../shared/power-state.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { runBench } from './lib/harness.ts';
@@ -42,6 +42,8 @@ import { printTable } from './lib/table.ts';
 
 const ROWS = 50_000;
 const HOSTS = 50;
+/** Drifted instances per host sync: 10 % of 100 VMs, as in the fleet cycle. */
+const OBSERVATIONS_PER_SYNC = 10;
 const BATCH_SIZES = [250, 500, 1_000] as const;
 /** The shipped default of WRITER_BATCH_SIZE: the headline figure. */
 const DEFAULT_BATCH_SIZE = 500;
@@ -73,25 +75,23 @@ async function resetRows(db: Kysely<Database>): Promise<void> {
   await sql`vacuum analyze change_outbox`.execute(db);
 }
 
+/** Each host's observations come OBSERVATIONS_PER_SYNC at a time, one tick each: host syncs as the agents publish them. */
 function observationObjects(uuids: readonly string[]): Observation[] {
   const observedAt = new Date().toISOString();
-  const tickId = randomUUID();
-  return uuids.map((uuid, i) => ({
-    schemaVersion: SCHEMA_VERSION,
-    observationId: randomUUID(),
-    instanceUuid: uuid,
-    host: hostOf(i),
-    powerState: PowerState.SHUTOFF,
-    observedAt,
-    trigger: 'tick',
-    tickId,
-  }));
+  const ticks = new Map<string, string>();
+  return uuids.map((uuid, i) => {
+    const host = hostOf(i);
+    const sync = `${host}/${Math.floor(i / HOSTS / OBSERVATIONS_PER_SYNC)}`;
+    const tickId = ticks.get(sync) ?? randomUUID();
+    ticks.set(sync, tickId);
+    return { observationId: randomUUID(), instanceUuid: uuid, host, powerState: PowerState.SHUTOFF, observedAt, trigger: 'tick', tickId };
+  });
 }
 
 function observationsFor(uuids: readonly string[]): Array<{ routingKey: string; body: Buffer }> {
-  return observationObjects(uuids).map((observation) => ({
-    routingKey: observationRoutingKey(observation.host, observation.powerState),
-    body: encodeMessage(observationSchema, observation),
+  return groupObservations(observationObjects(uuids)).map((message) => ({
+    routingKey: observationRoutingKey(message.host),
+    body: encodeMessage(hostObservationsSchema, message),
   }));
 }
 
@@ -100,7 +100,7 @@ async function publishConfirmed(channel: ConfirmChannel, exchange: string, messa
   const t0 = performance.now();
   for (let start = 0; start < messages.length; start += PUBLISH_WINDOW) {
     for (const message of messages.slice(start, start + PUBLISH_WINDOW)) {
-      channel.publish(exchange, message.routingKey, message.body, { persistent: true, contentType: 'application/json', type: 'observation' });
+      channel.publish(exchange, message.routingKey, message.body, { persistent: true, contentType: 'application/json', type: 'host-observations' });
     }
     await channel.waitForConfirms();
   }
@@ -239,11 +239,12 @@ await runBench(
                 name: 'bench.observations',
                 log,
                 queue: Queue.stateWriter,
-                schema: observationSchema,
+                schema: hostObservationsSchema,
                 batchSize: config.batchSize,
+                weigh: (message) => message.observations.length,
                 lingerMs: config.batchLingerMs,
                 publisher,
-                write: (observations) => applyObservations(writerDb, observations, config.policy),
+                write: (messages) => applyObservations(writerDb, messages.flatMap(observationsOf), config.policy),
                 onWritten: (result, _observations, durationMs) => recordBatch(result.changes.length, durationMs),
               });
               return { stop: async () => {

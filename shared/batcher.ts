@@ -1,9 +1,11 @@
 /**
- * Collects items into batches of at most `maxSize`, flushing a partial batch after
- * `lingerMs`. Flushes run one at a time, in order; items arriving meanwhile form the next batch.
+ * Collects items into batches of at most `maxSize` (by weight: an item that stands for
+ * several units counts as that many), flushing a partial batch after `lingerMs`. A batch
+ * is cut once it reaches `maxSize`, so one heavy item may take it over. Flushes run one at
+ * a time, in order; items arriving meanwhile form the next batch.
  */
 export interface Batcher<T> {
-  add(item: T): void;
+  add(item: T, weight?: number): void;
   /** Flushes what is pending and waits for every flush to finish. */
   drain(): Promise<void>;
 }
@@ -14,6 +16,7 @@ export function createBatcher<T>(options: {
   flush: (items: T[]) => Promise<void>;
 }): Batcher<T> {
   let pending: T[] = [];
+  let pendingWeight = 0;
   let timer: NodeJS.Timeout | undefined;
   let chain: Promise<void> = Promise.resolve();
 
@@ -23,14 +26,16 @@ export function createBatcher<T>(options: {
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
+    pendingWeight = 0;
     // flush reports its own failures; the chain must survive them.
     chain = chain.then(() => options.flush(batch)).catch(() => undefined);
   };
 
   return {
-    add(item) {
+    add(item, weight = 1) {
       pending.push(item);
-      if (pending.length >= options.maxSize) cut();
+      pendingWeight += weight;
+      if (pendingWeight >= options.maxSize) cut();
       else timer ??= setTimeout(cut, options.lingerMs);
     },
     async drain() {

@@ -87,7 +87,7 @@ export const syncAgentEnv = commonEnv
 
 export const stateWriterEnv = commonEnv
   .extend({
-    /** Observations committed per transaction at most. */
+    /** Observations per transaction: a batch is committed once it holds this many (whole messages, so up to 249 more). */
     WRITER_BATCH_SIZE: positiveInt.default(500),
     /** How long a partial batch waits for more observations (under load batches fill before it runs out). */
     WRITER_BATCH_LINGER_MS: positiveInt.default(10),

@@ -13,7 +13,7 @@ import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { changesCommitted, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
 import { powerStateKey } from '../../shared/power-state.ts';
-import { observationSchema } from '../../shared/messages/observation.ts';
+import { hostObservationsSchema, observationsOf } from '../../shared/messages/observation.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
 import { applyObservations, type BatchResult } from './apply-observations.ts';
@@ -34,14 +34,15 @@ export async function startStateWriter(deps: {
     name: 'state-writer.observations',
     log,
     queue: Queue.stateWriter,
-    schema: observationSchema,
+    schema: hostObservationsSchema,
     batchSize: config.batchSize,
+    weigh: (message) => message.observations.length,
     lingerMs: config.batchLingerMs,
     publisher,
-    write: (observations) => dbBreaker.run(() => applyObservations(db, observations, config.policy)),
-    onWritten: (result, observations, durationMs) => {
+    write: (messages) => dbBreaker.run(() => applyObservations(db, messages.flatMap(observationsOf), config.policy)),
+    onWritten: (result, _messages, durationMs) => {
       relay.publishCommitted(result.outbox);
-      recordBatch(log, result, observations, durationMs);
+      recordBatch(log, result, durationMs);
     },
   });
   log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
@@ -60,7 +61,8 @@ export async function startStateWriter(deps: {
   };
 }
 
-function recordBatch(log: Logger, result: BatchResult, observations: number, durationMs: number): void {
+function recordBatch(log: Logger, result: BatchResult, durationMs: number): void {
+  const observations = Object.values(result.outcomes).reduce((sum, count) => sum + count, 0);
   writerBatchSize.observe(observations);
   writerCommitDuration.observe(durationMs / 1000);
   for (const [rule, count] of Object.entries(result.outcomes)) writerDecisions.inc({ rule }, count);

@@ -1,8 +1,9 @@
 /**
  * The agent's two ways to look: a whole host on a tick (read its rows, read its
- * hypervisor, compare, publish one observation per discrepancy, one event per unknown
- * domain, then a report), and one domain after a lifecycle event. Everything is
- * confirmed by the broker before the returned promise resolves.
+ * hypervisor, compare, publish the discrepancies as one observations message (split only
+ * past MAX_OBSERVATIONS_PER_MESSAGE), one event per unknown domain, then a report), and
+ * one domain after a lifecycle event. Everything is confirmed by the broker before the
+ * returned promise resolves.
  */
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -17,7 +18,7 @@ import { countMismatches, discrepanciesFound, hostSyncDuration, instancesCompare
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
-import { type Observation, observationSchema } from '../../shared/messages/observation.ts';
+import { groupObservations, hostObservationsSchema, type Observation } from '../../shared/messages/observation.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
 import { type UnknownDomain, unknownDomainSchema } from '../../shared/messages/unknown-domain.ts';
 import { compareHost, type HostComparison, needsObservation } from './host-comparison.ts';
@@ -37,16 +38,15 @@ export function createHostSync(deps: {
   dbBreaker: Breaker;
   log: Logger;
 }): HostSync {
-  const publishObservation = (observation: Omit<Observation, 'schemaVersion' | 'observationId'>): Promise<void> => {
-    const message: Observation = { schemaVersion: SCHEMA_VERSION, observationId: randomUUID(), ...observation };
-    return publishJson(
-      deps.publisher,
-      Exchange.observations,
-      observationRoutingKey(message.host, message.powerState),
-      encodeMessage(observationSchema, message),
-      { messageId: message.observationId, type: 'observation' },
+  const publishObservations = (observations: ReadonlyArray<Omit<Observation, 'observationId'>>): Promise<unknown> =>
+    Promise.all(
+      groupObservations(observations.map((observation) => ({ observationId: randomUUID(), ...observation }))).map((message) =>
+        publishJson(deps.publisher, Exchange.observations, observationRoutingKey(message.host), encodeMessage(hostObservationsSchema, message), {
+          messageId: randomUUID(),
+          type: 'host-observations',
+        }),
+      ),
     );
-  };
 
   const publishUnknown = (unknown: Omit<UnknownDomain, 'schemaVersion'>): Promise<void> =>
     publishJson(
@@ -77,8 +77,8 @@ export function createHostSync(deps: {
           log.warn({ unknown: comparison.unknownUuids.length, sample: comparison.unknownUuids.slice(0, 5) }, 'hypervisor runs domains no row places here');
         }
         await Promise.all([
-          ...comparison.discrepancies.map(({ uuid, powerState }) =>
-            publishObservation({ instanceUuid: uuid, host, powerState, observedAt, trigger: 'tick', tickId }),
+          publishObservations(
+            comparison.discrepancies.map(({ uuid, powerState }) => ({ instanceUuid: uuid, host, powerState, observedAt, trigger: 'tick', tickId })),
           ),
           ...comparison.unknownUuids.map((uuid) =>
             publishUnknown({ host, instanceUuid: uuid, powerState: hypervisor.states.get(uuid) ?? null, observedAt, trigger: 'tick' }),
@@ -133,7 +133,7 @@ export function createHostSync(deps: {
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
-      await publishObservation({ instanceUuid: reading.uuid, host, powerState: reading.state, observedAt, trigger: 'event', tickId: null });
+      await publishObservations([{ instanceUuid: reading.uuid, host, powerState: reading.state, observedAt, trigger: 'event', tickId: null }]);
       observationsPublished.inc({ trigger: 'event' });
       return 'observation';
     },

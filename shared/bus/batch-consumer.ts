@@ -1,6 +1,7 @@
 /**
  * The consume → validate → write in batches → ack loop every database-writing consumer
- * shares. Invalid messages are dead-lettered with the reason; a batch whose write fails
+ * shares. Each message is validated as it arrives and an invalid one is dead-lettered
+ * with the reason at once, so it never waits for, or takes part in, a batch. A batch whose write fails
  * on a transient error is retried with backoff while its deliveries stay unacked. A batch
  * that fails for any other reason is written again one message at a time, so a single
  * poison message is dead-lettered with the error as its reason instead of taking the
@@ -9,6 +10,7 @@
 import type { z } from 'zod';
 import { createBatcher } from '../batcher.ts';
 import { isTransientDatabaseError } from '../db/transient-error.ts';
+import { createInFlight } from '../concurrency.ts';
 import { coerceError, isRetryableError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import { messagesConsumed } from '../metrics.ts';
@@ -32,7 +34,10 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     log: Logger;
     queue: string;
     schema: S;
+    /** How much a batch may hold, by `weigh`. */
     batchSize: number;
+    /** What one message counts toward batchSize (default 1): e.g. how many rows it writes. */
+    weigh?: (message: z.output<S>) => number;
     lingerMs: number;
     /** Where rejected messages are dead-lettered from. */
     publisher: Publisher;
@@ -43,16 +48,17 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
 ): Promise<BatchConsumer> {
   const { log } = options;
   const stopping = new AbortController();
+  const rejections = createInFlight();
+  type Entry = { delivery: Delivery; message: z.output<S> };
 
-  const flush = async (deliveries: Delivery[]): Promise<void> => {
+  const receive = (delivery: Delivery): void => {
+    const parsed = parseMessage(options.schema, delivery.message.content);
+    if (!parsed.ok) return rejections.track(deadLetter(options.publisher, delivery, parsed.reason, log));
+    batcher.add({ delivery, message: parsed.value }, options.weigh?.(parsed.value) ?? 1);
+  };
+
+  const flush = async (valid: Entry[]): Promise<void> => {
     const started = Date.now();
-    const valid: Array<{ delivery: Delivery; message: z.output<S> }> = [];
-    for (const delivery of deliveries) {
-      const parsed = parseMessage(options.schema, delivery.message.content);
-      if (parsed.ok) valid.push({ delivery, message: parsed.value });
-      else await deadLetter(options.publisher, delivery, parsed.reason, log);
-    }
-    if (valid.length === 0) return;
     try {
       await writeAndAck(valid, started);
     } catch (err) {
@@ -66,7 +72,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
 
   const isRetryable = (err: unknown): boolean => isTransientDatabaseError(err) || isRetryableError(err);
 
-  const writeAndAck = async (entries: Array<{ delivery: Delivery; message: z.output<S> }>, started: number): Promise<void> => {
+  const writeAndAck = async (entries: Entry[], started: number): Promise<void> => {
     const messages = entries.map((entry) => entry.message);
     const result = await retryWithBackoff(() => options.write(messages), {
       shouldRetry: isRetryable,
@@ -88,15 +94,15 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     for (const { delivery } of entries) await deadLetter(options.publisher, delivery, `write failed: ${coerceError(err).message}`, log);
   };
 
-  const batcher = createBatcher<Delivery>({ maxSize: options.batchSize, lingerMs: options.lingerMs, flush });
+  const batcher = createBatcher<Entry>({ maxSize: options.batchSize, lingerMs: options.lingerMs, flush });
   const consumer = await startConsumer(bus, {
     name: options.name,
     log,
     queues: [options.queue],
-    // Room for the next batch to fill while this one is written.
+    // Room for the next batch to fill while this one is written (more than enough when messages weigh more than 1).
     prefetch: options.batchSize * 2,
     setup: declareCoreTopology,
-    onDelivery: (delivery) => batcher.add(delivery),
+    onDelivery: receive,
   });
 
   let stopped: Promise<void> | undefined;
@@ -107,6 +113,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
         // Before draining: a batch retrying against a dead database gives up and is requeued.
         stopping.abort();
         await batcher.drain();
+        await rejections.settled();
         await consumer.close();
       })();
       return stopped;

@@ -9,7 +9,7 @@ import { type PowerState, powerStateKey } from '../power-state.ts';
 export const Exchange = {
   /** direct, routing key = host name */
   ticks: 'virtsync.ticks',
-  /** topic, `observation.<host>.<state>` */
+  /** topic, `observation.<host>` */
   observations: 'virtsync.observations',
   /** topic, `instance.<host>.<new power state>` */
   changes: 'virtsync.changes',
@@ -36,8 +36,8 @@ export const DELIVERY_LIMIT = 5;
 /** Header carrying why virtsync dead-lettered a message. */
 export const REASON_HEADER = 'x-virtsync-reason';
 
-export function observationRoutingKey(host: string, powerState: PowerState | null): string {
-  return `observation.${hostRoutingWord(host)}.${powerState === null ? 'notfound' : powerStateKey(powerState)}`;
+export function observationRoutingKey(host: string): string {
+  return `observation.${hostRoutingWord(host)}`;
 }
 
 export function changeRoutingKey(host: string, powerState: PowerState): string {

@@ -1,13 +1,13 @@
 /** Every message contract by name: what docs/schemas/ is generated from and what the docs list. */
 import { changeEventSchema } from './change-event.ts';
 import { hostReportSchema } from './host-report.ts';
-import { observationSchema } from './observation.ts';
+import { hostObservationsSchema } from './observation.ts';
 import { tickSchema } from './tick.ts';
 import { unknownDomainSchema } from './unknown-domain.ts';
 
 export const CONTRACTS = {
   tick: tickSchema,
-  observation: observationSchema,
+  'host-observations': hostObservationsSchema,
   'change-event': changeEventSchema,
   'host-report': hostReportSchema,
   'unknown-domain': unknownDomainSchema,

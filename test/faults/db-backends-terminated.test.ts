@@ -30,7 +30,7 @@ before(
   async () => {
     rig = await createFaultRig({ fault: 'db-backends-terminated', races: 'manual', restartOnCrash: true });
     await rig.runCycleWithoutWriter();
-    await waitFor('the observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= rig.observationsPublished(), { timeoutMs: 30_000 });
+    await waitFor('the observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= rig.observationMessagesPublished(), { timeoutMs: 30_000 });
     await rig.applyRaces();
 
     const locks = await holdInstanceLocks(rig, 'rows');

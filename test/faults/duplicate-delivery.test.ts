@@ -1,6 +1,6 @@
 /**
  * Fault: every message delivered twice. A tap queue bound to the observations exchange
- * sends each observation a second time straight to the writer's queue, and one bound to
+ * sends each observations message a second time straight to the writer's queue, and one bound to
  * the changes exchange sends each change event a second time to the audit subscriber's
  * queue, while a real cycle runs. Expected: no extra change, no extra audit row.
  */
@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { Exchange, Queue } from '../../shared/bus/topology.ts';
+import { parseMessage } from '../../shared/messages/codec.ts';
+import { hostObservationsSchema } from '../../shared/messages/observation.ts';
 import { waitFor } from '../../tools/wait-for.ts';
 import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
@@ -16,6 +18,12 @@ import { defineInvariantTests } from './harness/invariant-tests.ts';
 let rig: FaultRig;
 let outcome: FaultOutcome;
 const duplicated = { observations: 0, changes: 0 };
+
+/** How many observations one copied message carries (the agents publish them a host at a time). */
+function observationsIn(content: Buffer): number {
+  const parsed = parseMessage(hostObservationsSchema, content);
+  return parsed.ok ? parsed.value.observations.length : 0;
+}
 
 before(
   async () => {
@@ -28,8 +36,10 @@ before(
         if (message === null) return;
         const { messageId, type, contentType, headers } = message.properties;
         channel.sendToQueue(target, message.content, { persistent: true, messageId, type, contentType, headers });
-        duplicated[counted]++;
-        if (counted === 'observations') rig.injected.duplicates++;
+        // Counted as what the writer and audit subscriber decide on: observations, change events.
+        const copies = counted === 'observations' ? observationsIn(message.content) : 1;
+        duplicated[counted] += copies;
+        if (counted === 'observations') rig.injected.duplicates += copies;
         else rig.injected.other++;
         channel.ack(message);
       });

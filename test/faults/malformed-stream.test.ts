@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { Exchange, Queue, REASON_HEADER, tickQueue } from '../../shared/bus/topology.ts';
 import { changeEventSchema } from '../../shared/messages/change-event.ts';
-import { observationSchema } from '../../shared/messages/observation.ts';
+import { hostObservationsSchema } from '../../shared/messages/observation.ts';
 import { tickSchema } from '../../shared/messages/tick.ts';
 import { waitFor } from '../../tools/wait-for.ts';
 import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/fault-rig.ts';
@@ -45,7 +45,7 @@ before(
   async () => {
     rig = await createFaultRig({ fault: 'malformed-stream', extraAgentHosts: [POISON_HOST] });
     const realHost = rig.plan.hosts[0] as string;
-    const observations = malformedMessages({ template: templates.observation(realHost), schema: observationSchema, count: 150, seed: SEED });
+    const observations = malformedMessages({ template: templates.hostObservations(realHost), schema: hostObservationsSchema, count: 150, seed: SEED });
     const changes = malformedMessages({ template: templates.changeEvent(realHost), schema: changeEventSchema, count: 40, seed: SEED + 1 });
     const ticks = malformedMessages({ template: templates.tick(POISON_HOST), schema: tickSchema, count: 18, seed: SEED + 2 });
     // Well-formed, but for another host than the queue it arrives on.

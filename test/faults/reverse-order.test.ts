@@ -11,9 +11,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { Exchange, observationRoutingKey, Queue } from '../../shared/bus/topology.ts';
-import { encodeMessage, parseMessage } from '../../shared/messages/codec.ts';
-import { type Observation, observationSchema } from '../../shared/messages/observation.ts';
+import { Queue } from '../../shared/bus/topology.ts';
+import { parseMessage } from '../../shared/messages/codec.ts';
+import { hostObservationsSchema, type Observation, observationsOf } from '../../shared/messages/observation.ts';
 import { PowerState } from '../../shared/power-state.ts';
 import { waitFor } from '../../tools/wait-for.ts';
 import type { Scenario } from '../../tools/fleet/scenarios.ts';
@@ -21,6 +21,7 @@ import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/faul
 import { printFaultSummary } from './harness/fault-report.ts';
 import { isUpdateRule } from './harness/fleet-invariants.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
+import { publishObservations } from '../helpers/observations.ts';
 
 /** A state the instance was in neither before nor after: applying it would be a visible change. */
 function decoyState(real: PowerState | null, scenario: Scenario): PowerState {
@@ -42,22 +43,11 @@ function olderCopy(real: Observation, scenario: Scenario): Observation {
 /** Runs one cycle without a writer and takes the observations it queued. */
 async function queuedObservations(rig: FaultRig): Promise<Observation[]> {
   await rig.runCycleWithoutWriter();
-  const messages = await rig.takeMessages(Queue.stateWriter, rig.observationsPublished(), 30_000);
+  const messages = await rig.takeMessages(Queue.stateWriter, rig.observationMessagesPublished(), 30_000);
   return messages.flatMap((message) => {
-    const parsed = parseMessage(observationSchema, message.content);
-    return parsed.ok ? [parsed.value] : [];
+    const parsed = parseMessage(hostObservationsSchema, message.content);
+    return parsed.ok ? observationsOf(parsed.value) : [];
   });
-}
-
-function publishObservations(rig: FaultRig, observations: readonly Observation[]): void {
-  for (const observation of observations) {
-    rig.probe.channel.publish(Exchange.observations, observationRoutingKey(observation.host, observation.powerState), encodeMessage(observationSchema, observation), {
-      persistent: true,
-      messageId: observation.observationId,
-      type: 'observation',
-      contentType: 'application/json',
-    });
-  }
 }
 
 let rig: FaultRig;
@@ -78,8 +68,8 @@ before(
     });
     rig.injected.observations += older.length;
     const arrivalOrder = [...older, ...real];
-    publishObservations(rig, [...arrivalOrder].reverse());
-    await waitFor('the reversed observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= arrivalOrder.length, { timeoutMs: 10_000 });
+    const messages = publishObservations(rig.probe, [...arrivalOrder].reverse());
+    await waitFor('the reversed observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= messages, { timeoutMs: 10_000 });
 
     rig.startWriter({ WRITER_BATCH_SIZE: '10' });
     const settled = await rig.settle(60_000);
@@ -122,7 +112,6 @@ test(
       const writer = small.startWriter();
       const at = Date.now();
       const newer: Observation[] = targets.map((i) => ({
-        schemaVersion: 1,
         observationId: randomUUID(),
         instanceUuid: i.uuid,
         host: i.host,
@@ -131,10 +120,10 @@ test(
         trigger: 'tick',
         tickId: randomUUID(),
       }));
-      publishObservations(small, newer);
+      publishObservations(small.probe, newer);
       await waitFor('the newer observations decided', () => writer.stats.observations >= newer.length, { timeoutMs: 30_000 });
       const older = newer.map((o) => ({ ...o, observationId: randomUUID(), powerState: PowerState.PAUSED, observedAt: new Date(at - 5_000).toISOString(), trigger: 'event' as const, tickId: null }));
-      publishObservations(small, older);
+      publishObservations(small.probe, older);
       await waitFor('the older observations decided', () => writer.stats.observations >= newer.length + older.length, { timeoutMs: 30_000 });
       const rows = await small.database.db.selectFrom('instances').select(['uuid', 'power_state']).where('uuid', 'in', targets.map((i) => i.uuid)).execute();
       assert.deepEqual(

@@ -27,7 +27,7 @@ before(
   async () => {
     rig = await createFaultRig({ fault: 'writer-kill9', races: 'manual' });
     await rig.runCycleWithoutWriter();
-    await waitFor('the observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= rig.observationsPublished(), { timeoutMs: 30_000 });
+    await waitFor('the observations queued', async () => (await rig.probe.messageCount(Queue.stateWriter)) >= rig.observationMessagesPublished(), { timeoutMs: 30_000 });
     await rig.applyRaces();
     const env = { DATABASE_URL: withApplicationName(rig.database.url, WRITER_APP), WRITER_BATCH_SIZE: '8' };
 

@@ -9,12 +9,12 @@ import { declareCoreTopology, Exchange } from '../../../shared/bus/topology.ts';
 import { type ChangeEvent, changeEventSchema } from '../../../shared/messages/change-event.ts';
 import { parseMessage } from '../../../shared/messages/codec.ts';
 import { type HostReport, hostReportSchema } from '../../../shared/messages/host-report.ts';
-import { type Observation, observationSchema } from '../../../shared/messages/observation.ts';
+import { hostObservationsSchema, type Observation, observationsOf } from '../../../shared/messages/observation.ts';
 import { type Tick, tickSchema } from '../../../shared/messages/tick.ts';
 
 export interface BusRecorder {
   ticks: Tick[];
-  /** Valid observations the broker routed to the observations exchange (the writer's queue gets the same). */
+  /** Valid observations the broker routed to the observations exchange, taken out of their messages (the writer's queue gets the same). */
   observations: Observation[];
   reports: HostReport[];
   /** Valid change events, every delivery (a republished event appears twice, with one eventId). */
@@ -54,8 +54,12 @@ export async function recordBus(amqpUrl: string, hosts: readonly string[]): Prom
     switch (message.fields.exchange) {
       case Exchange.ticks:
         return keep(recorder.ticks, parseMessage(tickSchema, message.content));
-      case Exchange.observations:
-        return keep(recorder.observations, parseMessage(observationSchema, message.content));
+      case Exchange.observations: {
+        const parsed = parseMessage(hostObservationsSchema, message.content);
+        if (parsed.ok) recorder.observations.push(...observationsOf(parsed.value));
+        else recorder.invalid++;
+        return;
+      }
       case Exchange.reports:
         return keep(recorder.reports, parseMessage(hostReportSchema, message.content));
       case Exchange.changes:

@@ -14,6 +14,7 @@ import { declareTickQueue, Exchange, Queue } from '../../../shared/bus/topology.
 import { countUnpublished } from '../../../shared/db/change-outbox.ts';
 import { encodeMessage } from '../../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../../shared/messages/fields.ts';
+import { MAX_OBSERVATIONS_PER_MESSAGE } from '../../../shared/messages/observation.ts';
 import { type Tick, tickSchema } from '../../../shared/messages/tick.ts';
 import { type ServiceName, type ServiceProcess, startServiceProcess } from '../../../tools/demo/service-process.ts';
 import { DEFAULT_FLEET, type FleetOptions, type FleetPlan, planFleet } from '../../../tools/fleet/fleet-plan.ts';
@@ -102,6 +103,8 @@ export interface FaultRig {
   takeMessages(queue: string, count: number, timeoutMs: number): Promise<ConsumeMessage[]>;
   /** Observations published by the agents, by their host reports. */
   observationsPublished(): number;
+  /** The messages carrying them: a host's observations travel together. */
+  observationMessagesPublished(): number;
   writerStats(): ServiceStats;
   count(table: 'change_outbox' | 'audit_log'): Promise<number>;
   /** Polls until everything observed is decided, published and audited, and the fleet is as expected (or the deadline passes). */
@@ -181,6 +184,8 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
   const count = async (table: 'change_outbox' | 'audit_log'): Promise<number> =>
     Number((await database.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
   const observationsPublished = (): number => recorder.reports.reduce((total, report) => total + report.published, 0);
+  const observationMessagesPublished = (): number =>
+    recorder.reports.reduce((total, report) => total + Math.ceil(report.published / MAX_OBSERVATIONS_PER_MESSAGE), 0);
   const writerStats = (): ServiceStats => sumStats(of('state-writer').map((p) => p.stats));
   const injected = { observations: 0, duplicates: 0, malformed: 0, other: 0 };
 
@@ -263,6 +268,7 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
       return taken;
     },
     observationsPublished,
+    observationMessagesPublished,
     writerStats,
     count,
     async settle(timeoutMs) {

@@ -88,15 +88,13 @@ export function malformedMessages(options: { template: Template; schema: z.ZodTy
 }
 
 export const templates = {
-  observation: (host: string): Template => ({
+  hostObservations: (host: string): Template => ({
     schemaVersion: 1,
-    observationId: randomUUID(),
-    instanceUuid: randomUUID(),
     host,
-    powerState: 1,
     observedAt: new Date().toISOString(),
     trigger: 'tick',
     tickId: randomUUID(),
+    observations: [{ observationId: randomUUID(), instanceUuid: randomUUID(), powerState: 1 }],
   }),
   changeEvent: (host: string): Template => ({
     schemaVersion: 1,

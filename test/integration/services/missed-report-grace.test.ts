@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
-import { Exchange, observationRoutingKey } from '../../../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv } from '../../../shared/config.ts';
 import type { Observation } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
@@ -15,6 +14,7 @@ import type { RunningService } from '../../../shared/service-runner.ts';
 import { startStateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
+import { publishObservations } from '../../helpers/observations.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
@@ -52,7 +52,6 @@ async function startWriter(): Promise<void> {
 function observation(powerState: PowerState | null): Observation {
   clockMs += 1_000;
   return {
-    schemaVersion: 1,
     observationId: randomUUID(),
     instanceUuid: uuid,
     host: HOST,
@@ -64,7 +63,7 @@ function observation(powerState: PowerState | null): Observation {
 }
 
 async function deliver(message: Observation, expected: { missed: number; power: PowerState }): Promise<void> {
-  probe.publish(Exchange.observations, observationRoutingKey(HOST, message.powerState), message);
+  publishObservations(probe, [message]);
   await waitFor(
     `missed_reports=${expected.missed} power_state=${expected.power}`,
     async () => {
@@ -80,7 +79,7 @@ test('NOSTATE only on the third consecutive miss, across a writer restart', asyn
   const first = observation(null);
   await deliver(first, { missed: 1, power: PowerState.RUNNING });
   // Redelivered: the same miss must not count twice.
-  probe.publish(Exchange.observations, observationRoutingKey(HOST, null), first);
+  publishObservations(probe, [first]);
   await deliver(observation(null), { missed: 2, power: PowerState.RUNNING });
 
   await writer?.stop();

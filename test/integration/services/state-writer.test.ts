@@ -19,7 +19,7 @@ import type { Database, NewInstance } from '../../../shared/db/database.ts';
 import type { Logger } from '../../../shared/logging.ts';
 import { type ChangeEvent, changeEventSchema } from '../../../shared/messages/change-event.ts';
 import { parseMessage } from '../../../shared/messages/codec.ts';
-import type { Observation } from '../../../shared/messages/observation.ts';
+import { groupObservations, type Observation } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
 import type { RunningService } from '../../../shared/service-runner.ts';
 import type { UpdateRule } from '../../../shared/sync-rules.ts';
@@ -27,6 +27,7 @@ import { VmState } from '../../../shared/vm-state.ts';
 import { startStateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
+import { publishObservations } from '../../helpers/observations.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
@@ -84,7 +85,6 @@ function writerConfig(extra: Record<string, string> = {}) {
 
 function observation(uuid: string, powerState: PowerState | null, observedAt: Date, observingHost = host): Observation {
   return {
-    schemaVersion: 1,
     observationId: randomUUID(),
     instanceUuid: uuid,
     host: observingHost,
@@ -95,8 +95,9 @@ function observation(uuid: string, powerState: PowerState | null, observedAt: Da
   };
 }
 
+/** As its own message, the way an agent publishes a lifecycle event's observation. */
 function publish(obs: Observation): void {
-  probe.publish(Exchange.observations, observationRoutingKey(obs.host, obs.powerState), obs);
+  publishObservations(probe, [obs]);
 }
 
 function newInstance(overrides: Partial<NewInstance> = {}): NewInstance {
@@ -431,12 +432,13 @@ test('(e) malformed JSON, a wrong schemaVersion and an unknown power-state code 
   const after_ = newInstance();
   await insert([target, after_]);
   const targetBefore = await readRow(target.uuid);
-  const routingKey = observationRoutingKey(host, PowerState.RUNNING);
-  const valid = observation(target.uuid, PowerState.SHUTOFF, new Date());
+  const routingKey = observationRoutingKey(host);
+  const [valid] = groupObservations([observation(target.uuid, PowerState.SHUTOFF, new Date())]);
+  assert.ok(valid !== undefined);
   const bad = {
-    'malformed-json': Buffer.from('{"schemaVersion": 1, "observationId": '),
+    'malformed-json': Buffer.from('{"schemaVersion": 1, "observations": '),
     'wrong-schema-version': Buffer.from(JSON.stringify({ ...valid, schemaVersion: 2 })),
-    'unknown-power-state': Buffer.from(JSON.stringify({ ...valid, powerState: 10 })),
+    'unknown-power-state': Buffer.from(JSON.stringify({ ...valid, observations: valid.observations.map((o) => ({ ...o, powerState: 10 })) })),
   };
   for (const [name, body] of Object.entries(bad)) probe.publish(Exchange.observations, routingKey, body, { 'x-test-case': name });
 
@@ -452,7 +454,7 @@ test('(e) malformed JSON, a wrong schemaVersion and an unknown power-state code 
   );
   assert.match(reasons['malformed-json'] ?? '', /^not JSON: /);
   assert.equal(reasons['wrong-schema-version'], 'unsupported schemaVersion 2 (expected 1)');
-  assert.match(reasons['unknown-power-state'] ?? '', /^powerState: /);
+  assert.match(reasons['unknown-power-state'] ?? '', /^observations\.0\.powerState: /);
   for (const [name, body] of Object.entries(bad)) {
     const message = byCase.get(name);
     assert.ok(message !== undefined, `${name} dead-lettered`);

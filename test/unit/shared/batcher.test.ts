@@ -35,6 +35,25 @@ describe('createBatcher', () => {
     assert.deepEqual(flushed, [[1, 2, 3], [4]]);
   });
 
+  test('weights count toward maxSize: a batch is cut once its items weigh maxSize, a heavy item may take it over', async () => {
+    const flushed: number[][] = [];
+    const batcher = createBatcher<number>({
+      maxSize: 10,
+      lingerMs: NEVER_MS,
+      flush: async (items) => {
+        flushed.push(items);
+      },
+    });
+    batcher.add(1, 4);
+    batcher.add(2, 4);
+    assert.deepEqual(flushed, [], '8 of 10');
+    batcher.add(3, 4);
+    batcher.add(4, 25);
+    batcher.add(5);
+    await batcher.drain();
+    assert.deepEqual(flushed, [[1, 2, 3], [4], [5]]);
+  });
+
   test('a batch is never bigger than maxSize', async () => {
     const sizes: number[] = [];
     const batcher = createBatcher<number>({

@@ -19,7 +19,7 @@ import type { InstanceRow, NewInstance } from '../../../../shared/db/database.ts
 import { encodeMessage, parseMessage } from '../../../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../../../shared/messages/host-report.ts';
-import { type Observation, observationSchema } from '../../../../shared/messages/observation.ts';
+import { hostObservationsSchema, type Observation, observationsOf } from '../../../../shared/messages/observation.ts';
 import { type Tick, tickSchema } from '../../../../shared/messages/tick.ts';
 import { unknownDomainSchema } from '../../../../shared/messages/unknown-domain.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
@@ -169,11 +169,12 @@ async function reportFor(tick: Tick): Promise<HostReport> {
   return report;
 }
 
-/** Everything in the state writer's queue (nobody consumes it here), expecting `count`. */
-async function takeObservations(count: number): Promise<Array<{ observation: Observation; routingKey: string }>> {
-  const messages = await probe.drain(Queue.stateWriter, count);
-  const observations = parsedAll(observationSchema, messages);
-  return observations.map((observation, i) => ({ observation, routingKey: messages[i]?.fields.routingKey ?? '' }));
+/** The observations in the state writer's queue (nobody consumes it here), expecting `messages` messages. */
+async function takeObservations(messages: number): Promise<Array<{ observation: Observation; routingKey: string }>> {
+  const queued = await probe.drain(Queue.stateWriter, messages);
+  return parsedAll(hostObservationsSchema, queued).flatMap((message, i) =>
+    observationsOf(message).map((observation) => ({ observation, routingKey: queued[i]?.fields.routingKey ?? '' })),
+  );
 }
 
 const byUuid = <T extends { instanceUuid: string }>(items: T[]): T[] => [...items].sort((a, b) => a.instanceUuid.localeCompare(b.instanceUuid));
@@ -212,8 +213,8 @@ async function assertHostSynced(tick: Tick): Promise<void> {
     },
   );
 
-  // The report is published after the observations' confirms: they are all queued by now.
-  const observations = await takeObservations(drifted.length + missing.length);
+  // The report is published after the observations' confirms: they are all queued by now, in one message.
+  const observations = await takeObservations(1);
   assert.equal(observations.length, drifted.length + missing.length, 'exactly one observation per drifted or missing row');
   const expected = [...drifted, ...missing].map(({ uuid, domain }) => ({ instanceUuid: uuid, powerState: domain }));
   assert.deepEqual(byUuid(observations.map(({ observation }) => ({ instanceUuid: observation.instanceUuid, powerState: observation.powerState }))), byUuid(expected));
@@ -221,7 +222,7 @@ async function assertHostSynced(tick: Tick): Promise<void> {
     assert.equal(observation.host, host);
     assert.equal(observation.tickId, tick.tickId);
     assert.equal(observation.trigger, 'tick');
-    assert.equal(routingKey, observationRoutingKey(host, observation.powerState));
+    assert.equal(routingKey, observationRoutingKey(host));
     assert.ok(Date.parse(observation.observedAt) >= Date.parse(report.startedAt), 'observed during the sync');
   }
 }

@@ -5,7 +5,7 @@ import { InvalidMessageError } from '../../../../shared/errors.ts';
 import { changeEventSchema } from '../../../../shared/messages/change-event.ts';
 import { encodeMessage, MAX_MESSAGE_BYTES, parseMessage } from '../../../../shared/messages/codec.ts';
 import { hostReportSchema } from '../../../../shared/messages/host-report.ts';
-import { observationSchema } from '../../../../shared/messages/observation.ts';
+import { hostObservationsSchema, MAX_OBSERVATIONS_PER_MESSAGE } from '../../../../shared/messages/observation.ts';
 import { tickSchema } from '../../../../shared/messages/tick.ts';
 import { seededRandom } from '../../../../tools/fleet/seeded-random.ts';
 
@@ -23,16 +23,21 @@ const validTick = {
   trigger: 'periodic',
 };
 
-const validObservation = {
+const validObserved = { observationId: ID_A, instanceUuid: INSTANCE_UUID, powerState: 5 };
+
+const validObservations = {
   schemaVersion: 1,
-  observationId: ID_A,
-  instanceUuid: INSTANCE_UUID,
   host: 'compute-1',
-  powerState: 5,
   observedAt: AT,
   trigger: 'tick',
   tickId: ID_B,
+  observations: [validObserved],
 };
+
+/** Host observations whose one instance has `patch` applied. */
+function withObserved(patch: Record<string, unknown>): Record<string, unknown> {
+  return { ...validObservations, observations: [{ ...validObserved, ...patch }] };
+}
 
 const validChangeEvent = {
   schemaVersion: 1,
@@ -68,7 +73,7 @@ const validHostReport = {
 
 const CONTRACTS: { name: string; schema: z.ZodType; valid: Record<string, unknown> }[] = [
   { name: 'tick', schema: tickSchema, valid: validTick },
-  { name: 'observation', schema: observationSchema, valid: validObservation },
+  { name: 'host observations', schema: hostObservationsSchema, valid: validObservations },
   { name: 'change event', schema: changeEventSchema, valid: validChangeEvent },
   { name: 'host report', schema: hostReportSchema, valid: validHostReport },
 ];
@@ -102,8 +107,19 @@ describe('parseMessage: valid messages of each contract', () => {
   }
 
   test('an observation of an instance the hypervisor does not know (powerState null) parses', () => {
-    const message = { ...validObservation, powerState: null, trigger: 'event', tickId: null };
-    assert.deepEqual(parseMessage(observationSchema, bytes(message)), { ok: true, value: message });
+    const message = { ...withObserved({ powerState: null }), trigger: 'event', tickId: null };
+    assert.deepEqual(parseMessage(hostObservationsSchema, bytes(message)), { ok: true, value: message });
+  });
+
+  test(`host observations with ${MAX_OBSERVATIONS_PER_MESSAGE} instances parse, within the byte limit`, () => {
+    const observations = Array.from({ length: MAX_OBSERVATIONS_PER_MESSAGE }, (_, i) => ({
+      observationId: ID_A,
+      instanceUuid: `${INSTANCE_UUID.slice(0, -6)}${String(i).padStart(6, '0')}`,
+      powerState: null,
+    }));
+    const content = bytes({ ...validObservations, observations });
+    assert.ok(content.length < MAX_MESSAGE_BYTES / 2, `${content.length} bytes`);
+    assert.equal(parseMessage(hostObservationsSchema, content).ok, true);
   });
 
   test('a failed host report with an error parses', () => {
@@ -113,25 +129,25 @@ describe('parseMessage: valid messages of each contract', () => {
 
   test('every power state code 0..9 is accepted', () => {
     for (let code = 0; code <= 9; code++) {
-      const result = parseMessage(observationSchema, bytes({ ...validObservation, powerState: code }));
+      const result = parseMessage(hostObservationsSchema, bytes(withObserved({ powerState: code })));
       assert.equal(result.ok, true, `code ${code}`);
     }
   });
 
   test('instance UUIDs are upper-cased in, lower-cased out', () => {
     const upper = INSTANCE_UUID.toUpperCase();
-    for (const schema of [observationSchema, changeEventSchema]) {
-      const base = schema === observationSchema ? validObservation : validChangeEvent;
-      const result = parseMessage(schema, bytes({ ...base, instanceUuid: upper }));
-      assert.ok(result.ok);
-      assert.equal(result.value.instanceUuid, INSTANCE_UUID);
-    }
+    const observations = parseMessage(hostObservationsSchema, bytes(withObserved({ instanceUuid: upper })));
+    assert.ok(observations.ok);
+    assert.equal(observations.value.observations[0]?.instanceUuid, INSTANCE_UUID);
+    const change = parseMessage(changeEventSchema, bytes({ ...validChangeEvent, instanceUuid: upper }));
+    assert.ok(change.ok);
+    assert.equal(change.value.instanceUuid, INSTANCE_UUID);
   });
 
   test('an instance UUID that is not RFC 4122 (libvirt accepts any hex) is accepted', () => {
-    const result = parseMessage(observationSchema, bytes({ ...validObservation, instanceUuid: '00000000-0000-0000-0000-00000000000A' }));
+    const result = parseMessage(hostObservationsSchema, bytes(withObserved({ instanceUuid: '00000000-0000-0000-0000-00000000000A' })));
     assert.ok(result.ok);
-    assert.equal(result.value.instanceUuid, '00000000-0000-0000-0000-00000000000a');
+    assert.equal(result.value.observations[0]?.instanceUuid, '00000000-0000-0000-0000-00000000000a');
   });
 
   test('a payload of exactly MAX_MESSAGE_BYTES is not rejected for its size', () => {
@@ -177,32 +193,45 @@ describe('parseMessage: bad input is rejected with a reason, never thrown', () =
   const fields: { name: string; schema: z.ZodType; message: Record<string, unknown>; field: string }[] = [
     { name: 'tick without tickId', schema: tickSchema, message: { ...validTick, tickId: undefined }, field: 'tickId' },
     { name: 'tick without host', schema: tickSchema, message: { ...validTick, host: undefined }, field: 'host' },
-    { name: 'observation without observedAt', schema: observationSchema, message: { ...validObservation, observedAt: undefined }, field: 'observedAt' },
-    { name: 'observation without powerState (null is required, not absence)', schema: observationSchema, message: { ...validObservation, powerState: undefined }, field: 'powerState' },
+    { name: 'observation without observedAt', schema: hostObservationsSchema, message: { ...validObservations, observedAt: undefined }, field: 'observedAt' },
+    { name: 'observation without powerState (null is required, not absence)', schema: hostObservationsSchema, message: withObserved({ powerState: undefined }), field: 'observations.0.powerState' },
+    { name: 'host observations with no instance', schema: hostObservationsSchema, message: { ...validObservations, observations: [] }, field: 'observations' },
+    {
+      name: `host observations with ${MAX_OBSERVATIONS_PER_MESSAGE + 1} instances`,
+      schema: hostObservationsSchema,
+      message: { ...validObservations, observations: Array.from({ length: MAX_OBSERVATIONS_PER_MESSAGE + 1 }, () => validObserved) },
+      field: 'observations',
+    },
+    {
+      name: 'one instance observed twice in one message',
+      schema: hostObservationsSchema,
+      message: { ...validObservations, observations: [validObserved, { ...validObserved, observationId: ID_B, powerState: 1 }] },
+      field: 'observations.1.instanceUuid',
+    },
     { name: 'change event without before', schema: changeEventSchema, message: { ...validChangeEvent, before: undefined }, field: 'before' },
     { name: 'host report without dbCount', schema: hostReportSchema, message: { ...validHostReport, dbCount: undefined }, field: 'dbCount' },
-    { name: 'powerState 10', schema: observationSchema, message: { ...validObservation, powerState: 10 }, field: 'powerState' },
-    { name: 'powerState -1', schema: observationSchema, message: { ...validObservation, powerState: -1 }, field: 'powerState' },
-    { name: 'powerState 1.5', schema: observationSchema, message: { ...validObservation, powerState: 1.5 }, field: 'powerState' },
-    { name: 'powerState "1"', schema: observationSchema, message: { ...validObservation, powerState: '1' }, field: 'powerState' },
+    { name: 'powerState 10', schema: hostObservationsSchema, message: withObserved({ powerState: 10 }), field: 'observations.0.powerState' },
+    { name: 'powerState -1', schema: hostObservationsSchema, message: withObserved({ powerState: -1 }), field: 'observations.0.powerState' },
+    { name: 'powerState 1.5', schema: hostObservationsSchema, message: withObserved({ powerState: 1.5 }), field: 'observations.0.powerState' },
+    { name: 'powerState "1"', schema: hostObservationsSchema, message: withObserved({ powerState: '1' }), field: 'observations.0.powerState' },
     { name: 'change event after.powerState 10', schema: changeEventSchema, message: { ...validChangeEvent, after: { powerState: 10, vmState: 'shutoff' } }, field: 'after.powerState' },
     { name: 'change event unknown vmState', schema: changeEventSchema, message: { ...validChangeEvent, before: { powerState: 1, vmState: 'sleeping' } }, field: 'before.vmState' },
     { name: 'change event with a skip rule', schema: changeEventSchema, message: { ...validChangeEvent, rule: 'equal' }, field: 'rule' },
     { name: 'host with spaces', schema: tickSchema, message: { ...validTick, host: 'compute 1' }, field: 'host' },
     { name: 'host with *', schema: tickSchema, message: { ...validTick, host: 'compute-*' }, field: 'host' },
-    { name: 'host with #', schema: observationSchema, message: { ...validObservation, host: 'compute-#' }, field: 'host' },
+    { name: 'host with #', schema: hostObservationsSchema, message: { ...validObservations, host: 'compute-#' }, field: 'host' },
     { name: 'empty host', schema: hostReportSchema, message: { ...validHostReport, host: '' }, field: 'host' },
     { name: 'host with an empty label', schema: tickSchema, message: { ...validTick, host: 'compute..example' }, field: 'host' },
     { name: 'host starting with a dot', schema: tickSchema, message: { ...validTick, host: '.compute' }, field: 'host' },
     { name: 'host of 254 characters', schema: tickSchema, message: { ...validTick, host: `a${'.b'.repeat(126)}a` }, field: 'host' },
     { name: 'host as a number', schema: tickSchema, message: { ...validTick, host: 42 }, field: 'host' },
-    { name: 'instance uuid not a uuid', schema: observationSchema, message: { ...validObservation, instanceUuid: 'not-a-uuid' }, field: 'instanceUuid' },
-    { name: 'instance uuid too short', schema: observationSchema, message: { ...validObservation, instanceUuid: INSTANCE_UUID.slice(0, -1) }, field: 'instanceUuid' },
+    { name: 'instance uuid not a uuid', schema: hostObservationsSchema, message: withObserved({ instanceUuid: 'not-a-uuid' }), field: 'observations.0.instanceUuid' },
+    { name: 'instance uuid too short', schema: hostObservationsSchema, message: withObserved({ instanceUuid: INSTANCE_UUID.slice(0, -1) }), field: 'observations.0.instanceUuid' },
     { name: 'instance uuid without dashes', schema: changeEventSchema, message: { ...validChangeEvent, instanceUuid: INSTANCE_UUID.replaceAll('-', '') }, field: 'instanceUuid' },
-    { name: 'observation id not a uuid', schema: observationSchema, message: { ...validObservation, observationId: 'abc' }, field: 'observationId' },
+    { name: 'observation id not a uuid', schema: hostObservationsSchema, message: withObserved({ observationId: 'abc' }), field: 'observations.0.observationId' },
     { name: 'timestamp in words', schema: tickSchema, message: { ...validTick, scheduledAt: 'yesterday' }, field: 'scheduledAt' },
-    { name: 'timestamp as epoch ms', schema: observationSchema, message: { ...validObservation, observedAt: 1714564800000 }, field: 'observedAt' },
-    { name: 'timestamp without a time', schema: observationSchema, message: { ...validObservation, observedAt: '2024-05-01' }, field: 'observedAt' },
+    { name: 'timestamp as epoch ms', schema: hostObservationsSchema, message: { ...validObservations, observedAt: 1714564800000 }, field: 'observedAt' },
+    { name: 'timestamp without a time', schema: hostObservationsSchema, message: { ...validObservations, observedAt: '2024-05-01' }, field: 'observedAt' },
     { name: 'timestamp with month 13', schema: changeEventSchema, message: { ...validChangeEvent, committedAt: '2024-13-01T00:00:00Z' }, field: 'committedAt' },
     { name: 'negative cycle', schema: tickSchema, message: { ...validTick, cycle: -1 }, field: 'cycle' },
     { name: 'unknown trigger', schema: tickSchema, message: { ...validTick, trigger: 'cron' }, field: 'trigger' },
@@ -235,7 +264,7 @@ describe('encodeMessage', () => {
 
   test('throws on a power state out of range', () => {
     assert.throws(
-      () => encodeMessage(observationSchema as z.ZodType, { ...validObservation, powerState: 10 }),
+      () => encodeMessage(hostObservationsSchema as z.ZodType, withObserved({ powerState: 10 })),
       InvalidMessageError,
     );
   });
@@ -334,7 +363,7 @@ describe('parseMessage: property-style, never throws', () => {
 describe('timestamps PostgreSQL cannot store are rejected at the boundary', () => {
   for (const observedAt of ['0000-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '+010000-01-01T00:00:00Z']) {
     test(observedAt, () => {
-      const result = parseMessage(observationSchema, Buffer.from(JSON.stringify({ ...validObservation, observedAt })));
+      const result = parseMessage(hostObservationsSchema, Buffer.from(JSON.stringify({ ...validObservations, observedAt })));
       assert.equal(result.ok, false);
       if (!result.ok) assert.match(result.reason, /observedAt/);
     });
