@@ -44,6 +44,8 @@ const ROWS = 50_000;
 const HOSTS = 50;
 /** Drifted instances per host sync: 10 % of 100 VMs, as in the fleet cycle. */
 const OBSERVATIONS_PER_SYNC = 10;
+/** Messages the ROWS observations travel in (ROWS / HOSTS is a multiple of OBSERVATIONS_PER_SYNC). */
+const PRELOAD_MESSAGES = ROWS / OBSERVATIONS_PER_SYNC;
 const BATCH_SIZES = [250, 500, 1_000] as const;
 /** The shipped default of WRITER_BATCH_SIZE: the headline figure. */
 const DEFAULT_BATCH_SIZE = 500;
@@ -133,9 +135,9 @@ await runBench(
     inputs: {
       rows: ROWS,
       hosts: HOSTS,
-      observations: `${ROWS} (RUNNING rows observed SHUTOFF: one change each)`,
+      observations: `${ROWS} (RUNNING rows observed SHUTOFF: one change each), ${OBSERVATIONS_PER_SYNC} per message`,
       batchSizes: BATCH_SIZES.join('/'),
-      'WRITER_BATCH_LINGER_MS': '50 (default)',
+      'WRITER_BATCH_LINGER_MS': `${loadConfig(stateWriterEnv, { DATABASE_URL: 'postgres://unused', AMQP_URL: 'amqp://unused' }).batchLingerMs} (default)`,
       'writer': 'in-process startStateWriter, its own pool and broker connection',
     },
   },
@@ -203,9 +205,10 @@ await runBench(
       const adjacentLimit = await limit('update+outbox');
       await resetRows(db);
       await channel.purgeQueue(Queue.auditSubscriber);
-      const publishMs = await publishConfirmed(channel, Exchange.observations, observationsFor(uuids));
+      const messages = observationsFor(uuids);
+      const publishMs = await publishConfirmed(channel, Exchange.observations, messages);
       const queued = (await channel.checkQueue(Queue.stateWriter)).messageCount;
-      if (queued !== ROWS) throw new Error(`expected ${ROWS} observations queued, found ${queued}`);
+      if (queued !== PRELOAD_MESSAGES) throw new Error(`expected ${PRELOAD_MESSAGES} messages of observations queued, found ${queued}`);
       context.progress(`${variant}, batch size ${batchSize}: ${ROWS} observations queued in ${fmt(publishMs)} ms; starting the writer`);
 
       // The writer's log is its account of each commit: time it as it happens.
@@ -311,7 +314,9 @@ await runBench(
     const scratch = `bench.scratch.${randomUUID()}`;
     await channel.assertQueue(scratch, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     context.defer('delete scratch queue', () => channel.deleteQueue(scratch).catch(() => undefined));
-    const messages = observationsFor(uuids).map((m) => ({ routingKey: scratch, body: m.body }));
+    // ROWS messages of one observation each: the broker's rate per message.
+    const single = observationsFor(uuids.slice(0, 1))[0]?.body ?? Buffer.alloc(0);
+    const messages = Array.from({ length: ROWS }, () => ({ routingKey: scratch, body: single }));
     const publishScratchMs = await publishConfirmed(channel, '', messages);
     const consumer = await connection.createChannel();
     await consumer.prefetch(CONSUME_PREFETCH);
@@ -329,7 +334,7 @@ await runBench(
     await channel.deleteQueue(scratch);
 
     printTable(
-      `State writer: ${ROWS} observations preloaded, every one a change (in-process, linger 50 ms; "no relay" = the same consumer and transaction code without the outbox relay, a diagnostic)`,
+      `State writer: ${ROWS} observations preloaded, every one a change, ${OBSERVATIONS_PER_SYNC} to a message (in-process; "no relay" = the same consumer and transaction code without the outbox relay, a diagnostic)`,
       ['writer', 'WRITER_BATCH_SIZE', 'committed in', 'changes/s', 'steady changes/s', 'batches', 'mean batch', 'all published in', 'PG limit just before', 'share of it'],
       runs.map((run) => [
         run.variant,
@@ -359,7 +364,7 @@ await runBench(
         ['writer code', `applyObservations alone (no bus, no relay), ${DEFAULT_BATCH_SIZE} per call`, `${fmt(applyPerS, 0)} changes/s`],
         ['PostgreSQL', 'one autocommitted UPDATE per row', `${fmt(autocommitPerS, 0)} rows/s`],
         ['RabbitMQ', `publish to quorum queue, confirms, window ${PUBLISH_WINDOW}`, `${fmt((ROWS / publishScratchMs) * 1000, 0)} msg/s`],
-        ['RabbitMQ', `publish via topic exchange to the writer's quorum queue`, `${fmt((ROWS / (runs[0]?.publishMs ?? Number.NaN)) * 1000, 0)} msg/s`],
+        ['RabbitMQ', `publish via topic exchange to the writer's quorum queue (${OBSERVATIONS_PER_SYNC} observations each)`, `${fmt((PRELOAD_MESSAGES / (runs[0]?.publishMs ?? Number.NaN)) * 1000, 0)} msg/s`],
         ['RabbitMQ', `consume quorum queue, manual ack, prefetch ${CONSUME_PREFETCH}`, `${fmt((ROWS / consumeMs) * 1000, 0)} msg/s`],
       ],
     );
