@@ -93,6 +93,8 @@ export const stateWriterEnv = commonEnv
     WRITER_BATCH_LINGER_MS: positiveInt.default(10),
     /** How often the outbox relay looks for unpublished changes when not woken by a commit. */
     OUTBOX_POLL_MS: positiveInt.default(1_000),
+    /** Published changes stay in the outbox this long (for operators and replays), then the relay deletes them. */
+    OUTBOX_RETENTION_MS: positiveInt.default(86_400_000),
     /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
     MISSING_GRACE_CYCLES: positiveInt.default(1),
   })
@@ -102,6 +104,7 @@ export const stateWriterEnv = commonEnv
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,
+    outboxRetentionMs: env.OUTBOX_RETENTION_MS,
   }));
 
 export const auditSubscriberEnv = commonEnv

@@ -4,13 +4,14 @@
  * written in the same transaction as the change, is the safety net: the relay polls for
  * rows still unpublished after a grace period (their writer crashed, or the broker was
  * away) and publishes those. A crash between publish and mark republishes with the same
- * event ids, which consumers dedupe.
+ * event ids, which consumers dedupe. Each poll also deletes rows published longer ago than
+ * the retention, a bounded number at a time.
  */
 import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange } from '../../shared/bus/topology.ts';
 import { createInFlight } from '../../shared/concurrency.ts';
-import { claimUnpublished, countUnpublished, markPublished, type OutboxEvent } from '../../shared/db/change-outbox.ts';
+import { claimUnpublished, countUnpublished, deletePublishedBefore, markPublished, type OutboxEvent } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -19,6 +20,9 @@ import { outboxBacklog } from '../../shared/metrics.ts';
 const PAGE_SIZE = 500;
 /** Rows younger than this are being published by the writer that committed them. */
 const HANDOVER_GRACE_MS = 5_000;
+/** Rows deleted per statement, and statements per poll: pruning a backlog never holds up a poll for long. */
+const PRUNE_PAGE_SIZE = 5_000;
+const PRUNE_PAGES_PER_POLL = 10;
 
 export interface OutboxRelay {
   /** A batch was committed: publish its changes now. */
@@ -27,7 +31,14 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
-export function startOutboxRelay(deps: { db: Kysely<Database>; publisher: Publisher; pollMs: number; log: Logger }): OutboxRelay {
+export function startOutboxRelay(deps: {
+  db: Kysely<Database>;
+  publisher: Publisher;
+  pollMs: number;
+  /** Published rows older than this are deleted. */
+  retentionMs: number;
+  log: Logger;
+}): OutboxRelay {
   const log = deps.log.child({ component: 'outbox-relay' });
   const handedOver = createInFlight();
   let polling: Promise<void> | undefined;
@@ -59,9 +70,20 @@ export function startOutboxRelay(deps: { db: Kysely<Database>; publisher: Publis
         if (published > 0) log.warn({ published }, 'published changes their writer had not (crash or broker outage)');
       } while (published === PAGE_SIZE);
       outboxBacklog.set(await countUnpublished(deps.db));
+      await prune();
     } catch (err) {
       log.warn({ err: coerceError(err) }, 'outbox poll failed, retrying on the next one');
     }
+  };
+
+  const prune = async (): Promise<void> => {
+    let deleted = 0;
+    for (let page = 0; page < PRUNE_PAGES_PER_POLL; page++) {
+      const count = await deletePublishedBefore(deps.db, deps.retentionMs, PRUNE_PAGE_SIZE);
+      deleted += count;
+      if (count < PRUNE_PAGE_SIZE) break;
+    }
+    if (deleted > 0) log.debug({ deleted, retentionMs: deps.retentionMs }, 'published changes past their retention deleted from the outbox');
   };
 
   const timer = setInterval(() => {

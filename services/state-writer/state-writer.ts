@@ -28,7 +28,7 @@ export async function startStateWriter(deps: {
   const { config, db, bus } = deps;
   const log = deps.log.child({ component: 'state-writer' });
   const publisher = createPublisher(bus, { name: 'state-writer.publish', log, setup: declareCoreTopology });
-  const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, log });
+  const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, retentionMs: config.outboxRetentionMs, log });
   const dbBreaker = createDatabaseBreaker(config, log);
   const consumer = await startBatchConsumer(bus, {
     name: 'state-writer.observations',

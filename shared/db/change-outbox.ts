@@ -53,6 +53,22 @@ export async function markPublished(db: Db, eventIds: readonly string[]): Promis
     .execute();
 }
 
+/**
+ * Deletes up to `limit` of the oldest events published more than `olderThanMs` ago; returns
+ * how many. Unpublished events are never deleted. Rows are published roughly in `seq` order,
+ * so the primary key walks straight to the old ones.
+ */
+export async function deletePublishedBefore(db: Db, olderThanMs: number, limit: number): Promise<number> {
+  const result = await sql`
+    delete from change_outbox
+     where seq in (
+       select seq from change_outbox
+        where published_at < now() - make_interval(secs => ${olderThanMs / 1000})
+        order by seq
+        limit ${limit})`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
 export async function countUnpublished(db: Db): Promise<number> {
   const row = await db
     .selectFrom('change_outbox')

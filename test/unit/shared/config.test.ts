@@ -45,6 +45,7 @@ describe('loadConfig: defaults', () => {
       batchSize: 500,
       batchLingerMs: 10,
       outboxPollMs: 1_000,
+      outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
     });
   });

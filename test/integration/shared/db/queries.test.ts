@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type KyselyPlugin, sql } from 'kysely';
 import { appendAuditEntries } from '../../../../shared/db/audit-log.ts';
-import { claimUnpublished, countUnpublished, insertOutboxEvents, markPublished } from '../../../../shared/db/change-outbox.ts';
+import { claimUnpublished, countUnpublished, deletePublishedBefore, insertOutboxEvents, markPublished } from '../../../../shared/db/change-outbox.ts';
 import type { AuditEntry, NewInstance } from '../../../../shared/db/database.ts';
 import { lockInstances, readHostInstances, writeSyncStates } from '../../../../shared/db/instances.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
@@ -229,6 +229,22 @@ describe('change_outbox', () => {
     });
     assert.equal(await countUnpublished(database.db), 0);
     assert.deepEqual(await database.db.transaction().execute((trx) => claimUnpublished(trx, 10, 0)), []);
+  });
+
+  test('deletePublishedBefore deletes only rows published longer ago than the retention, oldest first, at most the limit', async () => {
+    const fresh = Array.from({ length: 3 }, () => ({ eventId: randomUUID(), routingKey: `instance.${hostA}.paused`, payload: {} }));
+    await database.db.transaction().execute((trx) => insertOutboxEvents(trx, fresh));
+    // The ten above were published an hour ago; of the three new ones, one a second ago and two never.
+    await sql`update change_outbox set published_at = now() - interval '1 hour' where event_id = any(${sql.val(events.map((e) => e.eventId))}::uuid[])`.execute(database.db);
+    await markPublished(database.db, [fresh[0]?.eventId ?? '']);
+    const left = async (): Promise<string[]> => (await database.db.selectFrom('change_outbox').select('event_id').orderBy('seq').execute()).map((row) => row.event_id);
+
+    assert.equal(await deletePublishedBefore(database.db, 60_000, 4), 4);
+    assert.deepEqual(await left(), [...events.slice(4), ...fresh].map((e) => e.eventId), 'the four oldest went first');
+    assert.equal(await deletePublishedBefore(database.db, 60_000, 100), 6);
+    assert.deepEqual(await left(), fresh.map((e) => e.eventId), 'published a second ago, or not at all: kept');
+    assert.equal(await deletePublishedBefore(database.db, 60_000, 100), 0);
+    assert.equal(await countUnpublished(database.db), 2);
   });
 });
 

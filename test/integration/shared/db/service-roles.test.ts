@@ -65,9 +65,10 @@ describe('service roles', () => {
     await denied('virtsync_agent', "insert into change_outbox (event_id, routing_key, payload) values (gen_random_uuid(), 'k', '{}')");
   });
 
-  test('the writer updates instances and writes the outbox, but not the audit trail', async () => {
+  test('the writer updates instances and writes and prunes the outbox, but not the audit trail', async () => {
     assert.equal((await as('virtsync_writer').query(updateInstance, [uuid])).rowCount, 1);
     await as('virtsync_writer').query("insert into change_outbox (event_id, routing_key, payload) values (gen_random_uuid(), 'k', '{}')");
+    await as('virtsync_writer').query("delete from change_outbox where routing_key = 'k' and published_at < now()");
     await denied('virtsync_writer', insertAudit, [randomUUID(), uuid]);
     await denied('virtsync_writer', 'delete from instances where uuid = $1', [uuid]);
     await denied('virtsync_writer', "insert into instances (uuid, host, power_state, vm_state) values (gen_random_uuid(), 'h1', 1, 'active')");
