@@ -1,8 +1,8 @@
 /**
- * Collects items into batches of at most `maxSize` (by weight: an item that stands for
+ * Collects items into batches of `maxSize`, counted by weight (an item that stands for
  * several units counts as that many), flushing a partial batch after `lingerMs`. A batch
- * is cut once it reaches `maxSize`, so one heavy item may take it over. Flushes run one at
- * a time, in order; items arriving meanwhile form the next batch.
+ * is cut as soon as it weighs `maxSize` or more, so one heavy item can take it past that.
+ * Flushes run one at a time, in order; items arriving meanwhile form the next batch.
  */
 export interface Batcher<T> {
   add(item: T, weight?: number): void;
