@@ -22,7 +22,7 @@ import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { pino } from 'pino';
 import { applyObservations } from '../services/state-writer/apply-observations.ts';
-import { startStateWriter } from '../services/state-writer/state-writer.ts';
+import { observationIntake, startStateWriter } from '../services/state-writer/state-writer.ts';
 import { startBatchConsumer } from '../shared/bus/batch-consumer.ts';
 import { connectBus } from '../shared/bus/connect.ts';
 import { createPublisher } from '../shared/bus/publisher.ts';
@@ -32,7 +32,7 @@ import { countUnpublished } from '../shared/db/change-outbox.ts';
 import { createDatabase } from '../shared/db/connect.ts';
 import type { Database } from '../shared/db/database.ts';
 import { encodeMessage } from '../shared/messages/codec.ts';
-import { groupObservations, hostObservationsSchema, type Observation, observationsOf } from '../shared/messages/observation.ts';
+import { groupObservations, hostObservationsSchema, type Observation } from '../shared/messages/observation.ts';
 import { PowerState } from '../shared/power-state.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { runBench } from './lib/harness.ts';
@@ -252,13 +252,8 @@ await runBench(
               const consumer = await startBatchConsumer(bus, {
                 name: 'bench.observations',
                 log,
-                queue: Queue.stateWriter,
-                schema: hostObservationsSchema,
-                batchSize: config.batchSize,
-                weigh: (message) => message.observations.length,
-                lingerMs: config.batchLingerMs,
                 publisher,
-                write: (messages) => applyObservations(writerDb, messages.flatMap(observationsOf), config.policy),
+                ...observationIntake(config, (observations) => applyObservations(writerDb, observations, config.policy)),
                 onWritten: (result, _observations, durationMs) => recordBatch(result.changes.length, durationMs),
               });
               return { stop: async () => {

@@ -13,7 +13,7 @@ import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { changesCommitted, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
 import { powerStateKey } from '../../shared/power-state.ts';
-import { hostObservationsSchema, observationsOf } from '../../shared/messages/observation.ts';
+import { type HostObservations, hostObservationsSchema, type Observation, observationsOf } from '../../shared/messages/observation.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
 import { applyObservations, type BatchResult } from './apply-observations.ts';
@@ -33,13 +33,8 @@ export async function startStateWriter(deps: {
   const consumer = await startBatchConsumer(bus, {
     name: 'state-writer.observations',
     log,
-    queue: Queue.stateWriter,
-    schema: hostObservationsSchema,
-    batchSize: config.batchSize,
-    weigh: (message) => message.observations.length,
-    lingerMs: config.batchLingerMs,
     publisher,
-    write: (messages) => dbBreaker.run(() => applyObservations(db, messages.flatMap(observationsOf), config.policy)),
+    ...observationIntake(config, (observations) => dbBreaker.run(() => applyObservations(db, observations, config.policy))),
     onWritten: (result, _messages, durationMs) => {
       relay.publishCommitted(result.outbox);
       recordBatch(log, result, durationMs);
@@ -58,6 +53,21 @@ export async function startStateWriter(deps: {
       })();
       return stopped;
     },
+  };
+}
+
+/**
+ * How the writer takes observations off the bus: host observations messages, batched by the
+ * observations they carry, written as one list.
+ */
+export function observationIntake<R>(config: StateWriterConfig, write: (observations: Observation[]) => Promise<R>) {
+  return {
+    queue: Queue.stateWriter,
+    schema: hostObservationsSchema,
+    batchSize: config.batchSize,
+    weigh: (message: HostObservations) => message.observations.length,
+    lingerMs: config.batchLingerMs,
+    write: (messages: HostObservations[]) => write(messages.flatMap(observationsOf)),
   };
 }
 
