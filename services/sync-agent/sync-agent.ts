@@ -47,7 +47,7 @@ export async function startSyncAgent(deps: {
   const readers = new Map<string, HypervisorReader>(
     config.hosts.map((host) => {
       const hostLog = log.child({ host });
-      const reader = createLibvirtReader({ uri: uriOf(host), concurrency: config.libvirtConcurrency, log: hostLog });
+      const reader = createLibvirtReader({ uri: uriOf(host), log: hostLog });
       const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log: hostLog, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
       libvirtBreakers.push(breaker);
       return [host, guardReader(reader, breaker)];

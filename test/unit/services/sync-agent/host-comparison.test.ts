@@ -23,7 +23,7 @@ function snapshot(
   states: [string, PowerState][],
   unreadable: string[] = [],
   domainCount = states.length + unreadable.length,
-): HypervisorSnapshot {
+): Parameters<typeof compareHost>[1] {
   return { domainCount, states: new Map(states), unreadable: new Set(unreadable) };
 }
 
