@@ -21,7 +21,10 @@ import { messagesConsumed, tickLag } from '../../shared/metrics.ts';
 import { parseMessage } from '../../shared/messages/codec.ts';
 import { tickSchema } from '../../shared/messages/tick.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
+import { createAgentPublications } from './agent-publications.ts';
 import { createDebouncer } from './debouncer.ts';
+import { createDomainBatchSync } from './domain-batch-sync.ts';
+import { createEventCoalescer } from './event-coalescer.ts';
 import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { type LifecycleWatcher, startLifecycleWatcher } from './lifecycle-watcher.ts';
@@ -56,7 +59,9 @@ export async function startSyncAgent(deps: {
   const dbBreaker = createDatabaseBreaker(config, log);
   const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
   const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: declareCoreTopology });
-  const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, log });
+  const readerFor = (host: string): HypervisorReader => readers.get(host) as HypervisorReader;
+  const sync = createHostSync({ db: deps.db, publisher, readerFor, dbBreaker, log });
+  const batchSync = createDomainBatchSync({ db: deps.db, publish: createAgentPublications(publisher), readerFor, dbBreaker });
   const limiter = createLimiter(config.hostConcurrency);
   const inFlight = createInFlight();
 
@@ -92,15 +97,21 @@ export async function startSyncAgent(deps: {
   });
 
   const watchers: LifecycleWatcher[] = [];
+  const events = createEventCoalescer({
+    syncOne: (host, domainName) =>
+      sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
+    syncMany: (host, domainNames) =>
+      batchSync.syncDomains(host, domainNames).then((outcome) => log.debug({ host, domains: domainNames.length, ...outcome }, 'domains observed after lifecycle events')),
+    onError: (host, domainNames, err) =>
+      log.warn({ err: coerceError(err), host, domains: domainNames.length, sample: domainNames.slice(0, 5) }, 'domains not observed after lifecycle events, the next tick covers them'),
+    track: (work) => inFlight.track(work),
+    hostConcurrency: config.hostConcurrency,
+    perHostConcurrency: config.libvirtConcurrency,
+  });
   // Keys are host + NUL + domain name: neither can contain a NUL.
   const debouncer = createDebouncer(config.eventDebounceMs, (key) => {
     const [host, domainName] = key.split('\u0000') as [string, string];
-    inFlight.track(
-      sync.syncDomain(host, domainName).then(
-        (outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event'),
-        (err: unknown) => log.warn({ err: coerceError(err), host, domainName }, 'domain not observed after lifecycle event, the next tick covers it'),
-      ),
-    );
+    events.push(host, domainName);
   });
   if (config.lifecycleEvents) {
     for (const host of config.hosts) {
@@ -122,6 +133,7 @@ export async function startSyncAgent(deps: {
       stopped ??= (async () => {
         await Promise.all(watchers.map((watcher) => watcher.stop()));
         debouncer.clear();
+        events.clear();
         await consumer.cancel();
         await inFlight.settled();
         await consumer.close();

@@ -40,6 +40,21 @@ export async function readInstanceLocation(
   return row === undefined ? undefined : { host: row.host, powerState: row.power_state, missedReports: row.missed_reports };
 }
 
+/** Where each of many live instances is, by UUID (absent: no live row): one read for a burst of lifecycle events. */
+export async function readInstanceLocations(
+  db: Db,
+  uuids: readonly string[],
+): Promise<Map<string, { host: string; powerState: PowerState; missedReports: number }>> {
+  if (uuids.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('instances')
+    .select(['uuid', 'host', 'power_state', 'missed_reports'])
+    .where('uuid', '=', sql<string>`any(${sql.val([...uuids])}::uuid[])`)
+    .where('deleted_at', 'is', null)
+    .execute();
+  return new Map(rows.map((row) => [row.uuid, { host: row.host, powerState: row.power_state, missedReports: row.missed_reports }]));
+}
+
 /**
  * Locks and re-reads the rows a batch touches. Rows are locked in uuid order, so two
  * writers holding overlapping batches queue up behind each other instead of deadlocking.
