@@ -35,7 +35,7 @@ export function createDomainBatchSync(deps: {
       const names = new Set(domainNames);
       const found: Array<{ uuid: string; state: PowerState }> = [];
       for (const name of names) {
-        const uuid = snapshot.uuidsByName.get(name);
+        const uuid = snapshot.uuidOfName(name);
         const state = uuid === undefined ? undefined : snapshot.states.get(uuid);
         if (uuid !== undefined && state !== undefined) found.push({ uuid, state });
       }

@@ -24,8 +24,8 @@ export interface HypervisorSnapshot {
   states: Map<string, PowerState>;
   /** Domains listed in a state this virtsync does not know (a newer libvirt): neither drifted nor missing. */
   unreadable: Set<string>;
-  /** Each domain's UUID by its name (what lifecycle events carry). */
-  uuidsByName: Map<string, string>;
+  /** A domain's UUID by its name (what lifecycle events carry); the index is built on first use. */
+  uuidOfName(name: string): string | undefined;
 }
 
 export interface HypervisorReader {
@@ -88,7 +88,7 @@ export function createLibvirtReader(options: {
       if (record === null) return null;
       const state = fromLibvirtState(record.state);
       if (state === undefined) log.warn({ domainName: name, libvirtState: record.state }, 'unknown libvirt domain state, domain skipped');
-      return state === undefined ? null : { uuid: record.uuid.toLowerCase(), state };
+      return state === undefined ? null : { uuid: record.uuid, state };
     },
     async close() {
       const current = connection;
@@ -100,20 +100,28 @@ export function createLibvirtReader(options: {
 }
 
 function snapshotOf(domains: HostDomains, log: Logger): HypervisorSnapshot {
+  // The addon formats UUIDs from libvirt's raw bytes: lower-case, as PostgreSQL prints them.
+  const { uuids, names } = domains;
   const states = new Map<string, PowerState>();
   const unreadable = new Set<string>();
-  const uuidsByName = new Map<string, string>();
-  domains.uuids.forEach((rawUuid, i) => {
-    // PostgreSQL prints UUIDs lower-case; libvirt keeps what the domain XML said.
-    const uuid = rawUuid.toLowerCase();
+  for (let i = 0; i < uuids.length; i++) {
+    const uuid = uuids[i] ?? '';
     const libvirtState = domains.states[i] ?? -1;
     const state = fromLibvirtState(libvirtState);
-    uuidsByName.set(domains.names[i] ?? '', uuid);
     if (state !== undefined) states.set(uuid, state);
     else {
       unreadable.add(uuid);
       log.warn({ instanceUuid: uuid, libvirtState }, 'unknown libvirt domain state, domain skipped');
     }
-  });
-  return { domainCount: domains.uuids.length, states, unreadable, uuidsByName };
+  }
+  let byName: Map<string, string> | undefined;
+  return {
+    domainCount: uuids.length,
+    states,
+    unreadable,
+    uuidOfName(name) {
+      byName ??= new Map(names.map((domainName, i) => [domainName, uuids[i] ?? '']));
+      return byName.get(name);
+    },
+  };
 }

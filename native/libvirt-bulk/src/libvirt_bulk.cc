@@ -40,11 +40,21 @@ struct DomainRecord {
   int reason = 0;
 };
 
+// virDomainGetUUIDString formats with printf, 16 conversions per domain: a third of a bulk
+// read's CPU through libvirtd (perf). The raw bytes and a table give the same text.
 bool Describe(virDomainPtr dom, DomainRecord& record) {
-  char uuid[VIR_UUID_STRING_BUFLEN];
+  static const char kHex[] = "0123456789abcdef";
+  unsigned char raw[VIR_UUID_BUFLEN];
   const char* name = virDomainGetName(dom);
-  if (virDomainGetUUIDString(dom, uuid) < 0 || name == nullptr) return false;
-  record.uuid = uuid;
+  if (virDomainGetUUID(dom, raw) < 0 || name == nullptr) return false;
+  char text[VIR_UUID_STRING_BUFLEN];
+  char* out = text;
+  for (int i = 0; i < VIR_UUID_BUFLEN; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+    *out++ = kHex[raw[i] >> 4];
+    *out++ = kHex[raw[i] & 0x0f];
+  }
+  record.uuid.assign(text, out - text);
   record.name = name;
   return true;
 }

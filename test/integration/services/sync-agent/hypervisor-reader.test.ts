@@ -67,7 +67,7 @@ describe('createLibvirtReader on a libvirt test:/// host', () => {
       for (const domain of domains) {
         const uuid = domain.uuid.toLowerCase();
         assert.equal(snapshot.states.get(uuid), domain.state, `runstate ${domain.state} of ${domain.uuid}`);
-        assert.equal(snapshot.uuidsByName.get(`instance-${domain.uuid}`), uuid, 'names lead to UUIDs');
+        assert.equal(snapshot.uuidOfName(`instance-${domain.uuid}`), uuid, 'names lead to UUIDs');
       }
     });
   }
