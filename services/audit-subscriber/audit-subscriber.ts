@@ -9,29 +9,10 @@ import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import { Queue } from '../../shared/bus/topology.ts';
 import { auditSubscriberEnv } from '../../shared/config.ts';
 import { appendAuditEntries } from '../../shared/db/audit-log.ts';
-import type { AuditEntry } from '../../shared/db/database.ts';
 import { recordHostReports } from '../../shared/db/host-sync-reports.ts';
-import { type ChangeEvent, changeEventSchema } from '../../shared/messages/change-event.ts';
+import { changeEventSchema } from '../../shared/messages/change-event.ts';
 import { hostReportSchema } from '../../shared/messages/host-report.ts';
 import { defineService } from '../../shared/service-runner.ts';
-import { RULE_REASONS } from '../../shared/sync-rules.ts';
-
-export function toAuditEntry(event: ChangeEvent): AuditEntry {
-  return {
-    event_id: event.eventId,
-    instance_uuid: event.instanceUuid,
-    host: event.host,
-    rule: event.rule,
-    reason: RULE_REASONS[event.rule],
-    before_power_state: event.before.powerState,
-    after_power_state: event.after.powerState,
-    before_vm_state: event.before.vmState,
-    after_vm_state: event.after.vmState,
-    observation_id: event.observationId,
-    observed_at: event.observedAt,
-    committed_at: event.committedAt,
-  };
-}
 
 export const auditSubscriber = defineService({
   name: 'audit-subscriber',
@@ -44,7 +25,7 @@ export const auditSubscriber = defineService({
       log,
       queue: Queue.auditSubscriber,
       schema: changeEventSchema,
-      write: (events) => dbBreaker.run(() => appendAuditEntries(db, events.map(toAuditEntry))),
+      write: (events) => dbBreaker.run(() => appendAuditEntries(db, events)),
       onWritten: (recorded, events) => log.info({ events, recorded, duplicates: events - recorded }, 'audit entries recorded'),
     });
     defer(() => changes.stop());
