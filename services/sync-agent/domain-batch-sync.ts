@@ -1,18 +1,20 @@
 /**
- * Many domains of one host observed at once, after a burst of lifecycle events: one bulk
- * read of the host (the same call a tick makes), one read of their rows, and their
- * observations in as few messages as the contract allows. What it decides per domain is
- * what the single-domain path decides (needsObservation; no row here → unknown domain).
+ * Many domains of one host observed at once, after a burst of lifecycle events: the host's
+ * rows (one indexed read, before libvirt is asked, as every look does), one bulk read of the
+ * host, and the named domains' observations in as few messages as the contract allows. Per
+ * domain it decides what the single-domain path decides: no live row here → unknown domain,
+ * otherwise needsObservation against the row read first.
  */
-import type { Kysely } from 'kysely';
 import type { Breaker } from '../../shared/breaker.ts';
-import type { Database } from '../../shared/db/database.ts';
-import { readInstanceLocations } from '../../shared/db/instances.ts';
+import type { Db } from '../../shared/db/database.ts';
+import { readHostInstances } from '../../shared/db/instances.ts';
 import { discrepanciesFound, observationsPublished } from '../../shared/metrics.ts';
-import type { PowerState } from '../../shared/power-state.ts';
+import type { Observation } from '../../shared/messages/observation.ts';
+import type { UnknownDomain } from '../../shared/messages/unknown-domain.ts';
 import type { AgentPublications } from './agent-publications.ts';
-import { needsObservation } from './host-comparison.ts';
+import { expectedRowOf, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
+import type { LookClock } from './look-clock.ts';
 
 export interface DomainBatchOutcome {
   observed: number;
@@ -22,35 +24,43 @@ export interface DomainBatchOutcome {
   gone: number;
 }
 
+export interface DomainBatchSync {
+  syncDomains(host: string, domainNames: readonly string[]): Promise<DomainBatchOutcome>;
+}
+
 export function createDomainBatchSync(deps: {
-  db: Kysely<Database>;
+  db: Db;
   publish: AgentPublications;
   readerFor: (host: string) => HypervisorReader;
   dbBreaker: Breaker;
-}): { syncDomains(host: string, domainNames: readonly string[]): Promise<DomainBatchOutcome> } {
+  lookClock: LookClock;
+}): DomainBatchSync {
   return {
     async syncDomains(host, domainNames) {
+      const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
       const observedAt = new Date().toISOString();
       const snapshot = await deps.readerFor(host).read();
+      const look = deps.lookClock.next(epoch);
+      const rowOf = new Map(rows.map((row) => [row.uuid, row]));
       const names = new Set(domainNames);
-      const found: Array<{ uuid: string; state: PowerState }> = [];
+      const observations: Array<Omit<Observation, 'observationId'>> = [];
+      const unknown: Array<Omit<UnknownDomain, 'schemaVersion'>> = [];
+      let found = 0;
       for (const name of names) {
         const uuid = snapshot.uuidOfName(name);
         const state = uuid === undefined ? undefined : snapshot.states.get(uuid);
-        if (uuid !== undefined && state !== undefined) found.push({ uuid, state });
-      }
-      const rows = await deps.dbBreaker.run(() => readInstanceLocations(deps.db, found.map((domain) => domain.uuid)));
-      const observations = [];
-      const unknown = [];
-      for (const { uuid, state } of found) {
-        const row = rows.get(uuid);
-        if (row === undefined || row.host !== host) unknown.push({ host, instanceUuid: uuid, powerState: state, observedAt, trigger: 'event' as const });
-        else if (needsObservation(row, state)) observations.push({ instanceUuid: uuid, host, powerState: state, observedAt, trigger: 'event' as const, tickId: null });
+        if (uuid === undefined || state === undefined) continue;
+        found++;
+        const row = rowOf.get(uuid);
+        if (row === undefined) unknown.push({ host, instanceUuid: uuid, powerState: state, observedAt, trigger: 'event' });
+        else if (needsObservation(row, state)) {
+          observations.push({ instanceUuid: uuid, host, powerState: state, expected: expectedRowOf(row), observedAt, look, trigger: 'event', tickId: null });
+        }
       }
       await Promise.all([observations.length > 0 ? deps.publish.observations(observations) : undefined, ...unknown.map((u) => deps.publish.unknownDomain(u))]);
       observationsPublished.inc({ trigger: 'event' }, observations.length);
       discrepanciesFound.inc({ kind: 'unknown' }, unknown.length);
-      return { observed: observations.length, unknown: unknown.length, inSync: found.length - observations.length - unknown.length, gone: names.size - found.length };
+      return { observed: observations.length, unknown: unknown.length, inSync: found - observations.length - unknown.length, gone: names.size - found };
     },
   };
 }
