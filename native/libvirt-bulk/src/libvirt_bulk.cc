@@ -59,30 +59,18 @@ bool Describe(virDomainPtr dom, DomainRecord& record) {
   return true;
 }
 
-// A worker that runs `Read` against its own reference to the connection, then settles its
-// promise with `ToJs` or with libvirt's error (message, plus libvirtCode/libvirtDomain).
-class ConnectionWorker : public Napi::AsyncWorker {
+// An AsyncWorker settling a promise: with ToJs() on success, or with libvirt's error
+// (its message, plus libvirtCode and libvirtDomain) on failure.
+class PromiseWorker : public Napi::AsyncWorker {
  public:
-  ConnectionWorker(Napi::Env env, virConnectPtr conn)
-      : Napi::AsyncWorker(env), conn_(conn), deferred_(Napi::Promise::Deferred::New(env)) {
-    if (conn_ != nullptr) virConnectRef(conn_);
-  }
+  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
-  virtual bool Read(virConnectPtr conn) = 0;
-  virtual Napi::Value ToJs(Napi::Env env) = 0;
+  virtual Napi::Value ToJs(Napi::Env env) { return env.Undefined(); }
   LibvirtError error_;
 
  private:
-  void Execute() override {
-    bool ok = false;
-    if (conn_ == nullptr) error_ = {VIR_ERR_INVALID_CONN, 0, "connection is closed"};
-    else ok = Read(conn_);
-    if (conn_ != nullptr) virConnectClose(conn_);  // our reference, not the connection
-    conn_ = nullptr;
-    if (!ok) SetError(error_.message);
-  }
   void OnOK() override { deferred_.Resolve(ToJs(Env())); }
   void OnError(const Napi::Error& e) override {
     Napi::Object err = e.Value();
@@ -90,9 +78,29 @@ class ConnectionWorker : public Napi::AsyncWorker {
     err.Set("libvirtDomain", Napi::Number::New(Env(), error_.domain));
     deferred_.Reject(err);
   }
-
-  virConnectPtr conn_;
   Napi::Promise::Deferred deferred_;
+};
+
+// Runs Read() against its own reference to the connection, taken on the JS thread when the
+// read is queued and dropped as soon as Read() returns.
+class ConnectionWorker : public PromiseWorker {
+ public:
+  ConnectionWorker(Napi::Env env, virConnectPtr conn) : PromiseWorker(env), conn_(conn) {
+    if (conn_ != nullptr) virConnectRef(conn_);
+  }
+
+ protected:
+  virtual bool Read(virConnectPtr conn) = 0;
+
+ private:
+  void Execute() override {
+    if (conn_ == nullptr) error_ = {VIR_ERR_INVALID_CONN, 0, "connection is closed"};
+    bool ok = conn_ != nullptr && Read(conn_);
+    if (conn_ != nullptr) virConnectClose(conn_);  // our reference, not the connection
+    conn_ = nullptr;
+    if (!ok) SetError(error_.message);
+  }
+  virConnectPtr conn_;
 };
 
 class ReadAllWorker : public ConnectionWorker {
@@ -207,45 +215,32 @@ class ReadByNameWorker : public ConnectionWorker {
   bool found_ = false;
 };
 
-class OpenWorker : public Napi::AsyncWorker {
+class OpenWorker : public PromiseWorker {
  public:
-  OpenWorker(Napi::Env env, std::string uri, Napi::FunctionReference* ctor)
-      : Napi::AsyncWorker(env), uri_(std::move(uri)), ctor_(ctor), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  OpenWorker(Napi::Env env, std::string uri, Napi::FunctionReference* ctor) : PromiseWorker(env), uri_(std::move(uri)), ctor_(ctor) {}
 
  private:
   void Execute() override {
     conn_ = virConnectOpenReadOnly(uri_.c_str());
-    if (conn_ == nullptr) {
-      error_ = LastError("virConnectOpenReadOnly failed");
-      SetError(error_.message);
-    }
+    if (conn_ != nullptr) return;
+    error_ = LastError("virConnectOpenReadOnly failed");
+    SetError(error_.message);
   }
-  void OnOK() override { deferred_.Resolve(ctor_->New({Napi::External<virConnect>::New(Env(), conn_)})); }
-  void OnError(const Napi::Error& e) override {
-    Napi::Object err = e.Value();
-    err.Set("libvirtCode", Napi::Number::New(Env(), error_.code));
-    err.Set("libvirtDomain", Napi::Number::New(Env(), error_.domain));
-    deferred_.Reject(err);
-  }
-
+  Napi::Value ToJs(Napi::Env env) override { return ctor_->New({Napi::External<virConnect>::New(env, conn_)}); }
   std::string uri_;
   Napi::FunctionReference* ctor_;
-  Napi::Promise::Deferred deferred_;
   virConnectPtr conn_ = nullptr;
-  LibvirtError error_;
 };
 
-class CloseWorker : public Napi::AsyncWorker {
+class CloseWorker : public PromiseWorker {
  public:
-  CloseWorker(Napi::Env env, virConnectPtr conn) : Napi::AsyncWorker(env), conn_(conn), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  CloseWorker(Napi::Env env, virConnectPtr conn) : PromiseWorker(env), conn_(conn) {}
 
  private:
-  void Execute() override { virConnectClose(conn_); }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void Execute() override {
+    if (conn_ != nullptr) virConnectClose(conn_);
+  }
   virConnectPtr conn_;
-  Napi::Promise::Deferred deferred_;
 };
 
 class Connection : public Napi::ObjectWrap<Connection> {
@@ -288,14 +283,8 @@ class Connection : public Napi::ObjectWrap<Connection> {
     return Napi::Boolean::New(info.Env(), conn_ != nullptr && virConnectIsAlive(conn_) == 1);
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    virConnectPtr conn = conn_;
+    auto* worker = new CloseWorker(info.Env(), conn_);
     conn_ = nullptr;
-    if (conn == nullptr) {
-      auto deferred = Napi::Promise::Deferred::New(info.Env());
-      deferred.Resolve(info.Env().Undefined());
-      return deferred.Promise();
-    }
-    auto* worker = new CloseWorker(info.Env(), conn);
     worker->Queue();
     return worker->Promise();
   }
