@@ -3,7 +3,7 @@
  * to the changes exchange, every event parsed (never cast), invalid ones dead-lettered,
  * written in batches, deduplicated on the stable event id, acked after the write.
  * It also keeps the newest sync report per host, so operators can see which hosts are
- * overdue or failing.
+ * overdue or failing, and when each host was last heard of (host liveness).
  */
 import type { Kysely } from 'kysely';
 import { createDatabaseBreaker } from '../../shared/breaker.ts';
@@ -14,6 +14,7 @@ import { declareCoreTopology, Queue } from '../../shared/bus/topology.ts';
 import type { AuditSubscriberConfig } from '../../shared/config.ts';
 import { appendAuditEntries } from '../../shared/db/audit-log.ts';
 import type { AuditEntry, Database } from '../../shared/db/database.ts';
+import { recordReportReceipts } from '../../shared/db/host-report-receipts.ts';
 import { recordHostReports } from '../../shared/db/host-sync-reports.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { type ChangeEvent, changeEventSchema } from '../../shared/messages/change-event.ts';
@@ -65,7 +66,11 @@ export async function startAuditSubscriber(deps: {
     log,
     queue: Queue.hostReports,
     schema: hostReportSchema,
-    write: (batch) => dbBreaker.run(() => recordHostReports(db, batch)),
+    write: (batch) =>
+      dbBreaker.run(async () => {
+        await recordHostReports(db, batch);
+        await recordReportReceipts(db, batch); // when each host was last heard of, for host liveness
+      }),
     onWritten: (_, count) => log.debug({ reports: count }, 'host reports recorded'),
   });
   log.info('consuming change events and host reports');
