@@ -8,6 +8,9 @@
  * one no further tick. A new host's tick queue is declared before its first tick (and
  * re-declared after every reconnect). TICK_MAX_CYCLES counts intervals from the first
  * leadership on, not per term, and no host is ticked twice for one cycle.
+ *
+ * The leader also judges host liveness once per interval (liveness-evaluator.ts); every
+ * producer, leader or not, exports the liveness gauges from the database.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +29,10 @@ import { isLeader, ticksPublished } from '../../shared/metrics.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type Tick, tickSchema } from '../../shared/messages/tick.ts';
+import { runEvery } from '../../shared/run-every.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
+import { createLivenessEvaluator } from './liveness-evaluator.ts';
+import { refreshLivenessGauges } from './liveness-gauges.ts';
 import { cycleAt, hostRefreshMs, planSlots, type ScheduledTick, slotOffsetMs } from './tick-schedule.ts';
 
 export interface TickProducer extends RunningService {
@@ -114,12 +120,11 @@ export function startTickProducer(deps: {
     return new Set(hosts);
   };
 
-  /** Acts as leader until leadership is lost, the producer stops, or the configured cycles are done. */
-  const lead = async (): Promise<'done' | 'lost'> => {
+  /** Publishes the term's ticks until leadership is lost, the producer stops, or the configured cycles are done. */
+  const tickTerm = async (signal: AbortSignal): Promise<'done' | 'lost'> => {
     runStartMs ??= Date.now();
     const runFromMs = runStartMs;
     const untilMs = config.maxCycles > 0 ? runFromMs + config.maxCycles * intervalMs : Number.POSITIVE_INFINITY;
-    const signal = AbortSignal.any([stopping.signal, lock.lost()]);
     const refreshMs = hostRefreshMs(intervalMs);
     let cursorMs = Date.now();
     let loggedAtMs = cursorMs;
@@ -145,6 +150,33 @@ export function startTickProducer(deps: {
     return 'done';
   };
 
+  const evaluator = createLivenessEvaluator({ db, publisher, settings: { intervalMs, ...config.liveness }, log });
+
+  /** Acts as leader: ticks, and judges host liveness every interval, for as long as the term lasts. */
+  const lead = async (): Promise<'done' | 'lost'> => {
+    const termOver = new AbortController();
+    const signal = AbortSignal.any([stopping.signal, lock.lost(), termOver.signal]);
+    const judging = runEvery({
+      everyMs: intervalMs,
+      signal,
+      work: () => evaluator.evaluate(),
+      onError: (err) => log.error({ err: coerceError(err) }, 'host liveness evaluation failed, the next interval tries again'),
+    });
+    try {
+      return await tickTerm(signal);
+    } finally {
+      termOver.abort();
+      await judging;
+    }
+  };
+
+  const gauges = runEvery({
+    everyMs: hostRefreshMs(intervalMs),
+    signal: stopping.signal,
+    work: () => refreshLivenessGauges(db),
+    onError: (err) => log.warn({ err: coerceError(err) }, 'liveness gauges not refreshed'),
+  });
+
   const finished = (async (): Promise<'completed' | 'stopped'> => {
     while (!stopping.signal.aborted) {
       try {
@@ -169,7 +201,7 @@ export function startTickProducer(deps: {
     stop() {
       stopped ??= (async () => {
         stopping.abort();
-        await finished;
+        await Promise.all([finished, gauges]);
         await unconfirmed.settled();
         await lock.release();
         await publisher.close();

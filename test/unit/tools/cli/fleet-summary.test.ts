@@ -31,6 +31,8 @@ test('folds grouped counts into totals per power state, vm state and host', () =
       ],
       softDeleted: 4,
       lastSyncs: [],
+      liveness: [],
+      pipeline: [],
     },
     60_000,
   );
@@ -58,6 +60,8 @@ for (const c of overdueCases) {
         counts: [],
         softDeleted: 0,
         lastSyncs: c.syncedMinutesAgo === null ? [] : [report('h', minutesAgo(c.syncedMinutesAgo))],
+        liveness: [],
+        pipeline: [],
       },
       20 * 60_000,
     );
@@ -68,7 +72,7 @@ for (const c of overdueCases) {
 
 test('a host with instances but no compute_hosts row is listed and counted as unregistered', () => {
   const summary = summarizeFleet(
-    { now, hosts: [], counts: [{ host: 'stray', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, count: 1 }], softDeleted: 0, lastSyncs: [] },
+    { now, hosts: [], counts: [{ host: 'stray', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, count: 1 }], softDeleted: 0, lastSyncs: [], liveness: [], pipeline: [] },
     60_000,
   );
   assert.deepEqual(summary.hostList.map((h) => ({ host: h.host, registered: h.registered, overdue: h.overdue })), [{ host: 'stray', registered: false, overdue: false }]);
@@ -78,7 +82,7 @@ test('a host with instances but no compute_hosts row is listed and counted as un
 test('the last sync carries the report figures, or nulls when the stored report does not parse', () => {
   const good = report('a', minutesAgo(1));
   const bad = { ...report('b', minutesAgo(1)), report: { schemaVersion: 99 } };
-  const summary = summarizeFleet({ now, hosts: [{ host: 'a', enabled: true }, { host: 'b', enabled: true }], counts: [], softDeleted: 0, lastSyncs: [good, bad] }, 60_000 * 20);
+  const summary = summarizeFleet({ now, hosts: [{ host: 'a', enabled: true }, { host: 'b', enabled: true }], counts: [], softDeleted: 0, lastSyncs: [good, bad], liveness: [], pipeline: [] }, 60_000 * 20);
   assert.deepEqual([summary.hostList[0]?.lastSync?.compared, summary.hostList[0]?.lastSync?.drifted, summary.hostList[0]?.lastSync?.ageMs], [2, 1, 60_000]);
   assert.equal(summary.hostList[1]?.lastSync?.compared, null);
   assert.equal(summary.hostList[1]?.lastSync?.outcome, 'synced');
