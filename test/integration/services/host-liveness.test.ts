@@ -27,7 +27,7 @@ import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-hos
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
 
-const INTERVAL_MS = 1_000;
+const INTERVAL_MS = 1_500;
 const UNREACHABLE_AFTER = 3;
 const suffix = randomBytes(3).toString('hex');
 const [steady, killed, sick] = ['steady', 'killed', 'sick'].map((name) => `lv-${name}-${suffix}`) as [string, string, string];
