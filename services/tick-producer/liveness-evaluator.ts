@@ -73,12 +73,13 @@ export function createLivenessEvaluator(deps: { db: Kysely<Database>; publisher:
       const rows = await readLivenessInputs(trx);
       const judgement = judgeLiveness(rows.map(toInput), settings, now.getTime());
       const byHost = new Map(rows.map((row) => [row.host, row]));
-      const changed = judgement.hosts.filter((judged) => !judged.isNew && judged.state !== judged.previous);
+      // A host judged for the first time is stored healthy; judged otherwise at once, that is a transition too.
+      await insertLiveness(trx, judgement.hosts.filter((judged) => judged.isNew).map(({ host }) => ({ host, state: 'healthy', reason: 'judged from now on' })));
+      const changed = judgement.hosts.filter((judged) => judged.state !== judged.previous);
       const transitions = changed.map((judged) => {
         const message = transitionMessage(judged, byHost.get(judged.host), now);
         return { transitionId: message.transitionId, host: judged.host, fromState: judged.previous, toState: judged.state, payload: message };
       });
-      await insertLiveness(trx, judgement.hosts.filter((judged) => judged.isNew));
       await updateLiveness(trx, changed);
       await insertTransitions(trx, transitions);
       const detail = `${judgement.newlySilent} of ${judgement.reachable} reachable hosts silent for ${settings.unreachableAfterIntervals} intervals`;

@@ -32,7 +32,7 @@ export interface HostJudgement {
   host: string;
   state: LivenessState;
   previous: LivenessState;
-  /** Not judged before: stored without a transition. */
+  /** Not judged before: stored as healthy first (previous is `healthy`). */
   isNew: boolean;
   reason: string;
 }

@@ -31,7 +31,11 @@ export interface HostSummary {
   /** Live instances whose row names this host. */
   instances: number;
   lastSync: LastSyncSummary | null;
-  /** Enabled, and no sync report within overdueAfterMs. */
+  /**
+   * Enabled, and no successful sync received within overdueAfterMs (the database's clock of
+   * receipt; a failed or skipped report does not count). For a host liveness does not judge
+   * yet: no sync report started within overdueAfterMs.
+   */
   overdue: boolean;
   /** As the tick producer's leader last judged it; null for a host it does not judge (disabled, or not yet). */
   liveness: LivenessSummary | null;
@@ -106,7 +110,7 @@ export function summarizeFleet(rows: FleetRows, overdueAfterMs: number): FleetSu
       enabled,
       instances: perHost.get(host) ?? 0,
       lastSync,
-      overdue: enabled && (lastSync === null || lastSync.ageMs > overdueAfterMs),
+      overdue: enabled && isOverdue(liveness.get(host), lastSync, rows.now, overdueAfterMs),
       liveness: summarizeLiveness(liveness.get(host)),
     };
   });
@@ -143,6 +147,11 @@ function summarizeSync(sync: LastHostSync, now: Date): LastSyncSummary {
     missing: detail?.missing ?? null,
     unknown: detail?.unknown ?? null,
   };
+}
+
+function isOverdue(liveness: HostLivenessView | undefined, lastSync: LastSyncSummary | null, now: Date, overdueAfterMs: number): boolean {
+  if (liveness === undefined) return lastSync === null || lastSync.ageMs > overdueAfterMs;
+  return liveness.lastSyncedAt === null || now.getTime() - liveness.lastSyncedAt.getTime() > overdueAfterMs;
 }
 
 function summarizeLiveness(view: HostLivenessView | undefined): LivenessSummary | null {

@@ -87,3 +87,24 @@ test('the last sync carries the report figures, or nulls when the stored report 
   assert.equal(summary.hostList[1]?.lastSync?.compared, null);
   assert.equal(summary.hostList[1]?.lastSync?.outcome, 'synced');
 });
+
+test('a judged host is overdue by its last successful sync received, failed reports do not reset it', () => {
+  const view = (host: string, lastSyncedAt: Date | null) => ({
+    host, state: 'failing' as const, since: minutesAgo(30), reason: 'r', consecutiveFailures: 9, lastReceivedAt: minutesAgo(1), lastSyncedAt,
+  });
+  const summary = summarizeFleet(
+    {
+      now,
+      hosts: [{ host: 'a', enabled: true }, { host: 'b', enabled: true }, { host: 'c', enabled: true }],
+      counts: [],
+      softDeleted: 0,
+      // Every host sent a report a minute ago; only b's last success is recent.
+      lastSyncs: ['a', 'b', 'c'].map((host) => ({ ...report(host, minutesAgo(1)), outcome: 'failed' })),
+      liveness: [view('a', minutesAgo(25)), view('b', minutesAgo(2)), view('c', null)],
+      pipeline: [],
+    },
+    20 * 60_000,
+  );
+  assert.deepEqual(summary.hostList.map((h) => [h.host, h.overdue]), [['a', true], ['b', false], ['c', true]]);
+  assert.equal(summary.hosts.failing, 3);
+});
