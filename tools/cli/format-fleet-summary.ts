@@ -10,7 +10,7 @@ export function formatFleetSummary(summary: FleetSummary): string {
   const lines = [
     `virtsync fleet status at ${summary.generatedAt}`,
     '',
-    `hosts      ${n(hosts.registered)} registered, ${n(hosts.enabled)} enabled, ${n(hosts.overdue)} overdue (no sync report in ${overdueMinutes} min), ${n(hosts.failing)} failing, ${n(hosts.unreachable)} unreachable`,
+    `hosts      ${n(hosts.registered)} registered, ${n(hosts.enabled)} enabled, ${n(hosts.overdue)} overdue (no successful sync in ${overdueMinutes} min), ${n(hosts.failing)} failing, ${n(hosts.unreachable)} unreachable`,
     `instances  ${n(instances.live)} live, ${n(instances.softDeleted)} soft-deleted`,
   ];
   for (const component of summary.pipeline.filter((c) => c.state !== 'ok')) {

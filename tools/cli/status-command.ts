@@ -24,7 +24,7 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
     .description('fleet summary from the database: hosts and their liveness, instances per power state and vm state, last sync per host, hosts overdue')
     .option('--json', 'print the summary as one JSON document')
     .option('--problems', 'list only failing, unreachable and overdue hosts and pipeline problems; exit 1 when there are any')
-    .option('--overdue-after <seconds>', 'an enabled host with no sync report for this long is overdue', wholeNumber(1), DEFAULT_OVERDUE_AFTER_S)
+    .option('--overdue-after <seconds>', 'an enabled host with no successful sync received for this long is overdue', wholeNumber(1), DEFAULT_OVERDUE_AFTER_S)
     .action(async (options: { json?: boolean; problems?: boolean; overdueAfter: number }) => {
       const db = await context.database();
       // One snapshot: the counts, hosts and reports agree with each other.
