@@ -21,6 +21,7 @@ import { createDebouncer } from './debouncer.ts';
 import { createHostSync, type HostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { startLifecycleWatcher } from './lifecycle-watcher.ts';
+import { createLookClock } from './look-clock.ts';
 
 /**
  * The agent's database pool: a host's rows are one short indexed read, and in production
@@ -49,7 +50,7 @@ export const syncAgent = defineService({
       if (entry === undefined) throw new Error(`host ${host} is not served by this agent`);
       return entry.reader;
     };
-    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, log });
+    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock: createLookClock(db, dbBreaker), now: () => Date.now() + config.clockOffsetMs, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
