@@ -34,11 +34,13 @@ export function createDomainBatchSync(deps: {
   readerFor: (host: string) => HypervisorReader;
   dbBreaker: Breaker;
   lookClock: LookClock;
+  /** The agent's clock for observedAt (shown and audited, never used to order anything). */
+  now: () => number;
 }): DomainBatchSync {
   return {
     async syncDomains(host, domainNames) {
       const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
-      const observedAt = new Date().toISOString();
+      const observedAt = new Date(deps.now()).toISOString();
       const snapshot = await deps.readerFor(host).read();
       const look = deps.lookClock.next(epoch);
       const rowOf = new Map(rows.map((row) => [row.uuid, row]));

@@ -54,7 +54,8 @@ export const syncAgent = defineService({
       return entry.reader;
     };
     const lookClock = createLookClock(db, dbBreaker);
-    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock, log });
+    const now = (): number => Date.now() + config.clockOffsetMs;
+    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock, now, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
@@ -96,7 +97,7 @@ export const syncAgent = defineService({
     });
 
     if (config.lifecycleEvents) {
-      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock });
+      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now });
       const events = createEventCoalescer({
         syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
         syncMany: (host, domainNames) =>
