@@ -44,28 +44,38 @@ interface HostSyncTiming {
   rowsMs: number;
   libvirtMs: number;
   compareMs: number;
-  /** This process's CPU over the whole host sync. */
+  /** This process's CPU (all its threads) over the whole host sync, and over its rows read and its libvirt read. */
   cpuMs: number;
+  rowsCpuMs: number;
+  libvirtCpuMs: number;
   discrepancies: number;
 }
 
 /** One host sync as the agent does it, split into its three steps. */
 async function timeHostSync(db: Kysely<Database>, reader: HypervisorReader, host: string): Promise<HostSyncTiming> {
+  const cpuMs = (since: NodeJS.CpuUsage): number => {
+    const used = process.cpuUsage(since);
+    return (used.user + used.system) / 1000;
+  };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const rows = await readHostInstances(db, host);
   const t1 = performance.now();
+  const rowsCpuMs = cpuMs(cpu0);
+  const cpu1 = process.cpuUsage();
   const snapshot = await reader.read();
   const t2 = performance.now();
+  const libvirtCpuMs = cpuMs(cpu1);
   const comparison = compareHost(rows, snapshot);
   const t3 = performance.now();
-  const cpu = process.cpuUsage(cpu0);
   return {
     totalMs: t3 - t0,
     rowsMs: t1 - t0,
     libvirtMs: t2 - t1,
     compareMs: t3 - t2,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: cpuMs(cpu0),
+    rowsCpuMs,
+    libvirtCpuMs,
     discrepancies: comparison.discrepancies.length,
   };
 }
@@ -146,7 +156,7 @@ await runBench(
     const med = (way: keyof typeof uris, pick: (t: HostSyncTiming) => number): number => median((syncs.get(way) ?? []).map(pick));
     printTable(
       `Host sync of ${DOMAINS} domains vs ${DOMAINS} rows (median of ${RUNS} runs; ${discrepancies} discrepancies found each run)`,
-      ['libvirt', 'host sync', 'rows read', 'libvirt read', 'compare', 'agent CPU', 'bare bulk call', 'old way: list + getInfo each'],
+      ['libvirt', 'host sync', 'rows read', 'libvirt read', 'compare', 'agent CPU', '  of it rows', '  of it libvirt', 'bare bulk call', 'old way: list + getInfo each'],
       ways.map((way) => [
         way,
         `${fmt(med(way, (t) => t.totalMs), 2)} ms`,
@@ -154,6 +164,8 @@ await runBench(
         `${fmt(med(way, (t) => t.libvirtMs), 2)} ms`,
         `${fmt(med(way, (t) => t.compareMs), 2)} ms`,
         `${fmt(med(way, (t) => t.cpuMs), 2)} ms`,
+        `${fmt(med(way, (t) => t.rowsCpuMs), 2)} ms`,
+        `${fmt(med(way, (t) => t.libvirtCpuMs), 2)} ms`,
         `${fmt(median(bulkCalls.get(way) ?? []), 2)} ms`,
         `${fmt(median(oldCalls.get(way) ?? []), 1)} ms`,
       ]),
@@ -165,6 +177,8 @@ await runBench(
     context.result('one-host-daemon-ms', med('through libvirtd', (t) => t.totalMs), 'ms');
     context.result('one-host-agent-cpu-ms', med('through libvirtd', (t) => t.cpuMs), 'ms');
     context.result('one-host-agent-cpu-in-process-ms', med('in process', (t) => t.cpuMs), 'ms');
+    context.result('one-host-agent-cpu-rows-ms', med('through libvirtd', (t) => t.rowsCpuMs), 'ms');
+    context.result('one-host-agent-cpu-libvirt-ms', med('through libvirtd', (t) => t.libvirtCpuMs), 'ms');
     context.result('one-host-bulk-call-ms', median(bulkCalls.get('in process') ?? []), 'ms');
     context.result('one-host-daemon-bulk-call-ms', median(bulkCalls.get('through libvirtd') ?? []), 'ms');
     context.result('one-host-old-way-ms', median(oldCalls.get('in process') ?? []), 'ms');
