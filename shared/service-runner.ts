@@ -5,10 +5,11 @@
  */
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
-import { type BusConnection, connectBus } from './bus/connect.ts';
+import { brokerHealth, type BusConnection, connectBus } from './bus/connect.ts';
 import { type CommonConfig, loadConfig } from './config.ts';
 import { createDatabase } from './db/connect.ts';
 import type { Database } from './db/database.ts';
+import { startDatabaseProbe } from './db/readiness-probe.ts';
 import { coerceError, ConfigError } from './errors.ts';
 import { type ReadinessChecks, startHttpServer } from './http-server.ts';
 import { createLogger, type Logger } from './logging.ts';
@@ -91,12 +92,20 @@ export async function runConnectedService<S extends z.ZodType<CommonConfig>>(opt
     service: options.service,
     env: options.env,
     async start({ config, log }) {
-      const db = createDatabase({ url: config.databaseUrl, log, maxConnections: options.maxDatabaseConnections?.(config) });
+      const db = createDatabase({
+        url: config.databaseUrl,
+        log,
+        maxConnections: options.maxDatabaseConnections?.(config),
+        statementTimeoutMs: config.databaseTimeoutMs,
+      });
       const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${options.service}`, log });
+      const probe = startDatabaseProbe(db, { intervalMs: 5_000, timeoutMs: 2_000 });
       const running = await options.start({ config, log, db, bus });
       return {
-        checks: running.checks,
+        // Why the broker or the database is unusable (a refused login is not an outage), beside the service's own checks.
+        checks: () => ({ ...running.checks?.(), broker: brokerHealth(bus), databaseQuery: probe.health() }),
         async stop() {
+          probe.stop();
           await running.stop();
           await bus.close();
           await db.destroy();

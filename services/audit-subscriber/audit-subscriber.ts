@@ -72,7 +72,7 @@ export async function startAuditSubscriber(deps: {
 
   let stopped: Promise<void> | undefined;
   return {
-    checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open' }),
+    checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open', writes: changes.health(), reportWrites: reports.health() }),
     stop() {
       stopped ??= (async () => {
         await Promise.all([changes.stop(), reports.stop()]);

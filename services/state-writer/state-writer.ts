@@ -44,7 +44,7 @@ export async function startStateWriter(deps: {
 
   let stopped: Promise<void> | undefined;
   return {
-    checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open' }),
+    checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open', writes: consumer.health() }),
     stop() {
       stopped ??= (async () => {
         await consumer.stop();
