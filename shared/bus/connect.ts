@@ -8,8 +8,8 @@ import { registerConnection } from './queue-declaration.ts';
 
 export type BusConnection = AmqpConnectionManager;
 
-/** Reconnect waits: from 1 s, doubling with jitter, up to 30 s while the broker stays away. */
-const RECONNECT_BACKOFF = { initialDelayMs: 1_000, maxDelayMs: 30_000 };
+/** Reconnect waits: 1-2 s at first, doubling (with jitter) up to 15-30 s while the broker stays away. */
+const RECONNECT_BACKOFF = { initialDelayMs: 2_000, maxDelayMs: 30_000 };
 
 const healthOf = new WeakMap<BusConnection, () => ReadinessCheck>();
 

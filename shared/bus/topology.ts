@@ -34,6 +34,7 @@ export function tickQueue(host: string): string {
 /** Header carrying why virtsync dead-lettered a message (with the queue and routing key it came from). */
 export const REASON_HEADER = 'x-virtsync-reason';
 export const ORIGIN_QUEUE_HEADER = 'x-virtsync-queue';
+export const ORIGIN_EXCHANGE_HEADER = 'x-virtsync-exchange';
 export const ORIGIN_ROUTING_KEY_HEADER = 'x-virtsync-routing-key';
 
 export function observationRoutingKey(host: string): string {

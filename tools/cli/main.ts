@@ -8,6 +8,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../../shared/errors.ts';
 import { createCliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { registerDlqCommand } from './dlq-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
@@ -47,6 +48,7 @@ registerTailCommand(program, context);
 registerHistoryCommand(program, context);
 registerMigrateCommand(program, context);
 registerFleetCommand(program, context);
+registerDlqCommand(program, context);
 
 let exitCode: number = ExitCode.ok;
 try {
