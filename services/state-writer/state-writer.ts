@@ -5,6 +5,7 @@
 import type { Kysely } from 'kysely';
 import { createDatabaseBreaker } from '../../shared/breaker.ts';
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
+import { startDeadLetterWatch } from '../../shared/bus/dead-letter-watch.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
 import { declareCoreTopology, Queue } from '../../shared/bus/topology.ts';
@@ -30,6 +31,7 @@ export async function startStateWriter(deps: {
   const publisher = createPublisher(bus, { name: 'state-writer.publish', log, setup: declareCoreTopology });
   const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, retentionMs: config.outboxRetentionMs, log });
   const dbBreaker = createDatabaseBreaker(config, log);
+  const deadLetters = startDeadLetterWatch({ channel: publisher, log, intervalMs: 15_000 });
   const consumer = await startBatchConsumer(bus, {
     name: 'state-writer.observations',
     log,
@@ -47,6 +49,7 @@ export async function startStateWriter(deps: {
     checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open', writes: consumer.health() }),
     stop() {
       stopped ??= (async () => {
+        deadLetters.stop();
         await consumer.stop();
         await relay.stop();
         await publisher.close();

@@ -9,10 +9,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { startBatchConsumer } from '../../../shared/bus/batch-consumer.ts';
+import { startDeadLetterWatch } from '../../../shared/bus/dead-letter-watch.ts';
 import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { createPublisher, type Publisher } from '../../../shared/bus/publisher.ts';
 import { declareCoreTopology, Exchange, observationRoutingKey, Queue } from '../../../shared/bus/topology.ts';
+import { createLogger } from '../../../shared/logging.ts';
 import { changeEventSchema } from '../../../shared/messages/change-event.ts';
+import { metricsRegistry } from '../../../shared/metrics.ts';
 import { type HostObservations } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
@@ -148,4 +151,30 @@ test('dlq replay --all republishes the two valid dead letters to the exchanges t
   assert.equal(change !== false && change.properties.headers?.['x-virtsync-reason'], undefined, 'the dead-letter headers are dropped');
   const left = await json<Listed[]>(['dlq', 'list', '--json']);
   assert.deepEqual(new Set(left.map((entry) => entry.messageId)), new Set([ids.virtsyncInvalid, ids.byHand]));
+});
+
+test('the dead-letter watch exports the queue depth the broker reports and logs when it grows', async () => {
+  const lines: string[] = [];
+  const log = createLogger({ service: 'test', level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+  const bus = connectBus({ url: vhost.amqpUrl, name: 'test dlq watch', log: testLogger });
+  const watched = createPublisher(bus, { name: 'test dlq watch', log: testLogger, setup: declareCoreTopology });
+  await watched.waitForConnect();
+  const watch = startDeadLetterWatch({ channel: watched, log, intervalMs: 60_000 });
+  try {
+    const depth = (await channel.checkQueue(Queue.deadLetter)).messageCount;
+    assert.ok(depth > 0);
+    assert.equal(await watch.check(), depth);
+    assert.match(await metricsRegistry.getSingleMetricAsString('virtsync_dead_letter_queue_messages'), new RegExp(`virtsync_dead_letter_queue_messages ${depth}\\b`));
+    channel.publish(Exchange.deadLetter, '', Buffer.from('{}'), { persistent: true });
+    await waitFor('the new dead letter seen', async () => (await watch.check()) === depth + 1, { timeoutMs: 10_000 });
+    const warnings = lines.map((line) => JSON.parse(line) as { msg: string; messages?: number; added?: number });
+    assert.deepEqual(
+      warnings.filter((entry) => entry.msg.startsWith('messages waiting in the dead-letter queue')).map((entry) => [entry.messages, entry.added]),
+      [[depth, depth], [depth + 1, 1]],
+    );
+  } finally {
+    watch.stop();
+    await watched.close();
+    await bus.close();
+  }
 });
