@@ -12,6 +12,7 @@ import { registerDlqCommand } from './dlq-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
+import { registerPoliciesCommand } from './policies-command.ts';
 import { registerStatusCommand } from './status-command.ts';
 import { registerSyncCommand } from './sync-command.ts';
 import { registerTailCommand } from './tail-command.ts';
@@ -49,6 +50,7 @@ registerHistoryCommand(program, context);
 registerMigrateCommand(program, context);
 registerFleetCommand(program, context);
 registerDlqCommand(program, context);
+registerPoliciesCommand(program, context);
 
 let exitCode: number = ExitCode.ok;
 try {
