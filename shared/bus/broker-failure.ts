@@ -8,6 +8,7 @@ export type BrokerFailureKind = 'authentication' | 'vhost' | 'unreachable';
 export function classifyBrokerFailure(err: unknown): { kind: BrokerFailureKind; reason: string } {
   const message = err instanceof Error ? err.message : String(err);
   if (/ACCESS.REFUSED|\b403\b/.test(message)) return { kind: 'authentication', reason: `broker refused the credentials: ${message}` };
-  if (/NOT.ALLOWED|\b530\b|vhost/i.test(message)) return { kind: 'vhost', reason: `broker refused the vhost (missing, or no permission): ${message}` };
+  // amqplib drops the broker's reply text when the handshake ends at ConnectionOpen, the step that names the vhost.
+  if (/NOT.ALLOWED|\b530\b|vhost|Expected ConnectionOpenOk; got <ConnectionClose/i.test(message)) return { kind: 'vhost', reason: `broker refused the vhost (missing, or no permission): ${message}` };
   return { kind: 'unreachable', reason: `broker unreachable: ${message}` };
 }

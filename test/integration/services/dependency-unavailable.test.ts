@@ -14,6 +14,7 @@ import { Exchange, Queue } from '../../../shared/bus/topology.ts';
 import { auditSubscriberEnv, loadConfig } from '../../../shared/config.ts';
 import { createDatabase } from '../../../shared/db/connect.ts';
 import type { Database } from '../../../shared/db/database.ts';
+import { startDatabaseProbe } from '../../../shared/db/readiness-probe.ts';
 import type { ReadinessCheck } from '../../../shared/http-server.ts';
 import type { RunningService } from '../../../shared/service-runner.ts';
 import { startAuditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
@@ -122,10 +123,13 @@ test('an audit subscriber restarted 10 times while its database is down loses no
       if (restart % 2 === 0) await vhost.closeConnections();
       await stopSubscriber(running);
     }
-    assert.equal(await probe.messageCount(Queue.deadLetter), 0, 'nothing dead-lettered after 10 restarts');
   } finally {
     await down.destroy();
   }
+  // Closing the vhost's connections closed the probe's too.
+  await probe.close();
+  probe = await openBusProbe(vhost.amqpUrl);
+  assert.equal(await probe.messageCount(Queue.deadLetter), 0, 'nothing dead-lettered after 10 restarts');
 
   const running = await startSubscriber(database.db);
   try {
@@ -135,5 +139,24 @@ test('an audit subscriber restarted 10 times while its database is down loses no
     assert.equal(await probe.messageCount(Queue.deadLetter), 0);
   } finally {
     await stopSubscriber(running);
+  }
+});
+
+test('/readyz\'s database probe runs a real query: ready on a live database, the reason on a dead one or a refused login', async () => {
+  const dead = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/virtsync', log: testLogger });
+  const refusedUrl = new URL(database.url);
+  refusedUrl.pathname = `/virtsync_missing_${suffix}`;
+  const missing = createDatabase({ url: refusedUrl.toString(), log: testLogger });
+  const probes = [database.db, dead, missing].map((db) => startDatabaseProbe(db, { intervalMs: 100, timeoutMs: 2_000 }));
+  try {
+    const [live, down, unknown] = probes;
+    await waitFor('every probe answered', () => probes.every((probe) => reasonOf(probe.health()) !== 'not checked yet'), WAIT);
+    assert.deepEqual(live?.health(), { ok: true });
+    assert.match(reasonOf(down?.health()), /unreachable/);
+    assert.match(reasonOf(unknown?.health()), /database does not exist \(3D000\)/);
+  } finally {
+    for (const probe of probes) probe.stop();
+    await dead.destroy();
+    await missing.destroy();
   }
 });
