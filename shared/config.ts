@@ -50,11 +50,25 @@ export const tickProducerEnv = commonEnv
     TICK_INTERVAL_MS: positiveInt.default(600_000),
     /** Stop after this many cycles; 0 runs until stopped (the demo runs one). */
     TICK_MAX_CYCLES: z.coerce.number().int().min(0).default(0),
+    /** A host whose last this many periodic syncs failed or were skipped is `failing`. */
+    HOST_FAILING_AFTER: positiveInt.default(3),
+    /** A host from which no report was received for this many tick intervals is `unreachable`. */
+    HOST_UNREACHABLE_AFTER: positiveInt.default(3),
+    /** More than this share of the reachable hosts silent at once means the report path is down, not the hosts. */
+    REPORT_PATH_SILENT_FRACTION: z.coerce.number().gt(0).lt(1).default(0.5),
+    /** ...and at least this many of them (one silent host in a fleet of one is that host). */
+    REPORT_PATH_SILENT_MIN_HOSTS: positiveInt.default(2),
   })
   .transform((env) => ({
     ...common(env),
     tickIntervalMs: env.TICK_INTERVAL_MS,
     maxCycles: env.TICK_MAX_CYCLES,
+    liveness: {
+      failingAfterSyncs: env.HOST_FAILING_AFTER,
+      unreachableAfterIntervals: env.HOST_UNREACHABLE_AFTER,
+      reportPathSilentFraction: env.REPORT_PATH_SILENT_FRACTION,
+      reportPathSilentMinHosts: env.REPORT_PATH_SILENT_MIN_HOSTS,
+    },
   }));
 
 export const syncAgentEnv = commonEnv
@@ -73,16 +87,19 @@ export const syncAgentEnv = commonEnv
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+    /** For tests and drills only: shifts the agent's stamps by this much, as a clock set wrong would. Nothing is ordered by them. */
+    AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
   })
   .transform((env) => ({
     ...common(env),
-    hosts: env.AGENT_HOSTS as readonly string[],
+    hosts: env.AGENT_HOSTS,
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     libvirtTimeoutMs: env.LIBVIRT_TIMEOUT_MS,
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
+    clockOffsetMs: env.AGENT_CLOCK_OFFSET_MS,
   }));
 
 export const stateWriterEnv = commonEnv
@@ -97,10 +114,16 @@ export const stateWriterEnv = commonEnv
     OUTBOX_RETENTION_MS: positiveInt.default(86_400_000),
     /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
     MISSING_GRACE_CYCLES: positiveInt.default(1),
+    /** An agent's clock this far from the writer's (or its observations this late) is logged at warn, per host. */
+    CLOCK_SKEW_WARN_MS: positiveInt.default(60_000),
+    /** Stale skips of one host in one batch from which a warn summary is logged (each one is logged at debug). */
+    STALE_SKIPS_WARN: positiveInt.default(10),
   })
   .transform((env) => ({
     ...common(env),
     policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
+    clockSkewWarnMs: env.CLOCK_SKEW_WARN_MS,
+    staleSkipsWarn: env.STALE_SKIPS_WARN,
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,

@@ -5,10 +5,9 @@
  * any fails).
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { coerceError } from './errors.ts';
 import type { Logger } from './logging.ts';
 import { metricsRegistry } from './metrics.ts';
+import { coerceError } from './errors.ts';
 
 /** A check's outcome: a plain flag, or a flag with the reason it fails. */
 export type ReadinessCheck = boolean | { ok: boolean; reason?: string };
@@ -60,7 +59,9 @@ export async function startHttpServer(options: { port: number; checks: Readiness
     server.once('error', reject);
     server.listen(options.port, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  const address = server.address();
+  // Listening on a TCP port, so the address is never a pipe's path.
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
   options.log.info({ port }, 'http server listening');
   return {
     port,

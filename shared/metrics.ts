@@ -1,7 +1,7 @@
 /**
  * Every Prometheus metric virtsync exposes, on one registry per process, served at
  * /metrics. Labels are bounded: rule, state, queue, trigger, outcome, breaker and host
- * (a production agent serves one host); never an instance.
+ * (a production agent serves one host, the liveness gauges one series per host); never an instance.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -50,6 +50,24 @@ export const tickLag = new Histogram({
 // Producer
 export const ticksPublished = new Counter({ name: 'virtsync_ticks_published_total', help: 'Ticks published', registers });
 export const isLeader = new Gauge({ name: 'virtsync_tick_producer_leader', help: '1 while this producer holds the leader lock', registers });
+// Host liveness: every producer exports these from the database, so a leader change moves nothing.
+export const hostLastSuccessfulSync = new Gauge({
+  name: 'virtsync_host_last_successful_sync_timestamp_seconds',
+  help: 'When the newest synced report of the host was received (database clock)',
+  labelNames: ['host'] as const,
+  registers,
+});
+export const hostsByLiveness = new Gauge({
+  name: 'virtsync_hosts',
+  help: 'Enabled hosts by liveness state (healthy, failing, unreachable)',
+  labelNames: ['liveness'] as const,
+  registers,
+});
+export const reportPathSilent = new Gauge({
+  name: 'virtsync_report_path_silent',
+  help: '1 while most hosts are silent together: the report path is down, no host is declared unreachable',
+  registers,
+});
 
 // Consumers (writer, audit subscriber, agent's ticks)
 export const messagesConsumed = new Counter({
@@ -94,6 +112,12 @@ export const writerCommitDuration = new Histogram({
   name: 'virtsync_writer_commit_seconds',
   help: 'Time to commit one batch (lock, decide, update, outbox)',
   buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers,
+});
+export const agentClockOffset = new Gauge({
+  name: 'virtsync_agent_clock_offset_seconds',
+  help: "An agent's stamp minus the writer's clock at commit, newest per observing host (negative: behind, or observations delayed); shown, never used to order",
+  labelNames: ['host'] as const,
   registers,
 });
 export const outboxBacklog = new Gauge({

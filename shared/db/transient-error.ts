@@ -6,6 +6,8 @@
  * server after a failover, a table missing during a migration, an unknown database, ...)
  * means the database is unavailable to us, whatever the message, and must never cost one.
  */
+import { errorCode } from '../errors.ts';
+
 const RETRYABLE_SQLSTATE_CLASSES = ['08', '53', '57'];
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 const RETRYABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
@@ -22,7 +24,7 @@ const UNAVAILABLE_REASONS: ReadonlyArray<[RegExp, string]> = [
 ];
 
 function codeOf(err: Error): string | undefined {
-  const code: unknown = Reflect.get(err, 'code');
+  const code = errorCode(err);
   return typeof code === 'string' ? code : undefined;
 }
 

@@ -4,7 +4,7 @@
  * 3 a service (database, broker) could not be reached.
  */
 import { CommanderError } from 'commander';
-import { ConfigError } from '../../shared/errors.ts';
+import { ConfigError, errorCode } from '../../shared/errors.ts';
 
 export const ExitCode = {
   ok: 0,
@@ -23,6 +23,15 @@ export class UsageError extends Error {
 /** The command ran and the answer is "no" (e.g. no history for that instance). */
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
+}
+
+/** The command ran and found something wrong (`status --problems`); it printed what. */
+export class ProblemsFoundError extends Error {
+  override readonly name = 'ProblemsFoundError';
+
+  constructor(count: number) {
+    super(`${count} problem(s) found`);
+  }
 }
 
 /** A service the command needs did not answer; `target` names it without credentials. */
@@ -56,7 +65,7 @@ export function reasonOf(err: unknown): string {
   if (err instanceof AggregateError && err.errors.length > 0) {
     return [...new Set(err.errors.map((inner: unknown) => reasonOf(inner)))].join('; ');
   }
-  const code = (err as { code?: unknown }).code;
+  const code = errorCode(err);
   return typeof code === 'string' ? code : err.name;
 }
 

@@ -5,9 +5,9 @@
  */
 import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
-import { ConfigError } from '../../shared/errors.ts';
+import { ConfigError, errorCode } from '../../shared/errors.ts';
 import { createCliContext } from './cli-context.ts';
-import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { ExitCode, exitCodeFor, NotFoundError, ProblemsFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
 import { registerDlqCommand } from './dlq-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
@@ -69,7 +69,7 @@ setTimeout(() => process.exit(exitCode), 2_000).unref();
 
 /** One line: what failed and, for an unexpected error, its first cause; a hint where there is an obvious one. */
 function describeFailure(err: unknown): string {
-  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof UnreachableError) return err.message;
+  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof ProblemsFoundError || err instanceof UnreachableError) return err.message;
   // Names every bad variable, one per line.
   if (err instanceof ConfigError) return err.message;
   if (!(err instanceof Error)) return reasonOf(err);
@@ -79,5 +79,5 @@ function describeFailure(err: unknown): string {
 
 function hasCode(err: unknown, code: string, depth = 0): boolean {
   if (!(err instanceof Error) || depth > 8) return false;
-  return (err as { code?: unknown }).code === code || hasCode(err.cause, code, depth + 1);
+  return errorCode(err) === code || hasCode(err.cause, code, depth + 1);
 }

@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseJsonLine } from '../json-line.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -16,6 +17,8 @@ export type ServiceName = 'tick-producer' | 'sync-agent' | 'state-writer' | 'aud
 export interface ServiceProcess {
   name: string;
   logFile: string;
+  /** The child's process id (its CPU time is in /proc/<pid>/stat). */
+  pid: number | undefined;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
   /** SIGTERM, then wait for the exit; resolves with the exit code. */
@@ -45,18 +48,16 @@ export function startServiceProcess(options: {
   child.stderr?.pipe(log, { end: false });
   createInterface({ input: child.stdout! }).on('line', (line) => {
     log.write(`${line}\n`);
-    if (options.onLogLine === undefined) return;
-    try {
-      options.onLogLine(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // Not a JSON log line (a crash trace): it is in the log file for the operator.
-    }
+    // A line that is not JSON (a crash trace) is in the log file for the operator.
+    const entry = parseJsonLine(line);
+    if (entry !== undefined) options.onLogLine?.(entry);
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   void exited.then(() => log.end());
   return {
     name,
     logFile,
+    pid: child.pid,
     exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -16,8 +16,8 @@ import { createDatabase } from '../../../shared/db/connect.ts';
 import type { Database } from '../../../shared/db/database.ts';
 import { startDatabaseProbe } from '../../../shared/db/readiness-probe.ts';
 import type { ReadinessCheck } from '../../../shared/http-server.ts';
-import type { RunningService } from '../../../shared/service-runner.ts';
-import { startAuditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
+import { auditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { changeEventFor, routingKeyOf } from '../../helpers/change-events.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
@@ -64,7 +64,7 @@ after(async () => {
 
 async function startSubscriber(db: Kysely<Database>): Promise<{ service: RunningService; bus: BusConnection }> {
   const bus = connectBus({ url: vhost.amqpUrl, name: 'test audit-subscriber', log: testLogger });
-  const service = await startAuditSubscriber({
+  const service = await startService(auditSubscriber, {
     config: loadConfig(auditSubscriberEnv, { DATABASE_URL: database.url, AMQP_URL: vhost.amqpUrl, AUDIT_BATCH_LINGER_MS: '20' }),
     db,
     bus,

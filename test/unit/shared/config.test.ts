@@ -36,7 +36,12 @@ function assertConfigError(fn: () => unknown, names: string[]): string {
 
 describe('loadConfig: defaults', () => {
   test('tick producer: every default from an empty environment', () => {
-    assert.deepEqual(loadConfig(tickProducerEnv, {}), { ...COMMON_DEFAULTS, tickIntervalMs: 600_000, maxCycles: 0 });
+    assert.deepEqual(loadConfig(tickProducerEnv, {}), {
+      ...COMMON_DEFAULTS,
+      tickIntervalMs: 600_000,
+      maxCycles: 0,
+      liveness: { failingAfterSyncs: 3, unreachableAfterIntervals: 3, reportPathSilentFraction: 0.5, reportPathSilentMinHosts: 2 },
+    });
   });
 
   test('state writer: every default from an empty environment', () => {
@@ -47,6 +52,8 @@ describe('loadConfig: defaults', () => {
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
+      clockSkewWarnMs: 60_000,
+      staleSkipsWarn: 10,
     });
   });
 
@@ -68,6 +75,7 @@ describe('loadConfig: defaults', () => {
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
+      clockOffsetMs: 0,
     });
   });
 

@@ -11,8 +11,8 @@ import { type BusConnection, connectBus } from '../../../../shared/bus/connect.t
 import { Exchange, Queue } from '../../../../shared/bus/topology.ts';
 import { auditSubscriberEnv, loadConfig } from '../../../../shared/config.ts';
 import { createLogger } from '../../../../shared/logging.ts';
-import type { RunningService } from '../../../../shared/service-runner.ts';
-import { startAuditSubscriber } from '../../../../services/audit-subscriber/audit-subscriber.ts';
+import { type RunningService, startService } from '../../../../shared/service-runner.ts';
+import { auditSubscriber } from '../../../../services/audit-subscriber/audit-subscriber.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { changeEventFor, routingKeyOf } from '../../../helpers/change-events.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
@@ -51,7 +51,7 @@ test('a service starts on queues with legacy arguments, consumes them, and logs 
   const bus: BusConnection = connectBus({ url: vhost.amqpUrl, name: 'test legacy', log });
   let service: RunningService | undefined;
   try {
-    service = await startAuditSubscriber({
+    service = await startService(auditSubscriber, {
       config: loadConfig(auditSubscriberEnv, { DATABASE_URL: database.url, AMQP_URL: vhost.amqpUrl, AUDIT_BATCH_LINGER_MS: '20' }),
       db: database.db,
       bus,
