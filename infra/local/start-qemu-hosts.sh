@@ -8,6 +8,7 @@
 #
 #   start-qemu-hosts.sh up <dir> <host>...    start one libvirtd per host under <dir>/<host>;
 #                                             prints "<host> <uri>" per host
+#   start-qemu-hosts.sh restart <dir> <host>  restart one host's libvirtd (its guests keep running)
 #   start-qemu-hosts.sh down <dir>            destroy every guest, stop every daemon, remove <dir>
 #
 # The URI of a host: qemu+unix:///system?socket=<dir>/<host>/libvirt-sock
@@ -94,6 +95,25 @@ wait_answering() {
 
 pid_of() { [ -s "$1" ] && cat "$1" || true; }
 
+wait_gone() {
+  for _ in $(seq 1 40); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.25
+  done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# SIGTERM, as an init system's restart would; started again inside the namespace its virtlogd keeps.
+restart_libvirtd() {
+  local root=$1 pid logd
+  pid=$(pid_of "$root/libvirtd.pid")
+  logd=$(pid_of "$root/virtlogd.pid")
+  [ -n "$logd" ] || { echo "qemu host $root: no virtlogd, not started by this script" >&2; return 1; }
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then wait_gone "$pid"; fi
+  nsenter -t "$logd" -m libvirtd --daemon --config /etc/libvirt/libvirtd.conf --pid-file "$root/libvirtd.pid"
+  wait_answering "$root"
+}
+
 stop_host() {
   local root=$1 uri
   uri=$(uri_of "$root")
@@ -109,13 +129,7 @@ stop_host() {
     pid=$(pid_of "$file")
     if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then pids+=("$pid"); fi
   done
-  for _ in $(seq 1 40); do
-    local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.25
-  done
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait_gone "$pid"; done
   # A guest whose daemon died first would linger: libvirt left its QEMU's pid file behind.
   for file in "$root"/run/qemu/*.pid; do
     [ -e "$file" ] || continue
@@ -142,12 +156,17 @@ case "$command" in
     for host in "${@:2}"; do wait_answering "$dir/$host"; done
     for host in "$@"; do echo "$host $(uri_of "$dir/$host")"; done
     ;;
+  restart)
+    [ $# -eq 3 ] || usage
+    restart_libvirtd "$(cd "$dir" && pwd)/$3"
+    ;;
   down)
     [ -d "$dir" ] || exit 0
     dir=$(cd "$dir" && pwd)
     for root in "$dir"/*/; do
-      [ -f "${root}etc/libvirtd.conf" ] && stop_host "${root%/}"
+      if [ -f "${root}etc/libvirtd.conf" ]; then stop_host "${root%/}" & fi
     done
+    wait
     rm -rf "$dir"
     ;;
   *) usage ;;
