@@ -24,7 +24,7 @@ export interface BatchResult {
   notable: Array<{ observation: Observation; rule: SyncRule }>;
 }
 
-const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'deleted', 'stale-host', 'task-in-progress']);
+const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'in-transition', 'deleted', 'stale-host', 'task-in-progress']);
 
 export async function applyObservations(
   db: Kysely<Database>,
@@ -42,7 +42,7 @@ export async function applyObservations(
     for (const observation of ordered) {
       const row = rows.get(observation.instanceUuid);
       const observedAt = new Date(observation.observedAt);
-      const decision = decide({ host: observation.host, powerState: observation.powerState, observedAt }, row, policy);
+      const decision = decide({ host: observation.host, powerState: observation.powerState, reason: observation.reason, observedAt }, row, policy);
       result.outcomes[decision.rule] = (result.outcomes[decision.rule] ?? 0) + 1;
       if (NOTABLE_SKIPS.has(decision.rule)) result.notable.push({ observation, rule: decision.rule });
       const next = nextSnapshot(row, decision, observedAt);

@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange, observationRoutingKey, reportRoutingKey, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
 import type { Database } from '../../shared/db/database.ts';
-import { readHostInstances, readInstanceLocation } from '../../shared/db/instances.ts';
+import { type HostInstance, readHostInstances, readInstanceLocation } from '../../shared/db/instances.ts';
 import type { Breaker } from '../../shared/breaker.ts';
 import { CircuitOpenError, coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -20,14 +20,17 @@ import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
 import { groupObservations, hostObservationsSchema, type Observation } from '../../shared/messages/observation.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
+import type { PowerState } from '../../shared/power-state.ts';
+import { VmState } from '../../shared/vm-state.ts';
 import { type UnknownDomain, unknownDomainSchema } from '../../shared/messages/unknown-domain.ts';
 import { compareHost, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
+import { needsStateReason, type StateReasonReader } from './state-reason.ts';
 
 export interface HostSync {
   syncHost(tick: Pick<Tick, 'host' | 'tickId' | 'cycle' | 'trigger'>): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
-  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone'>;
+  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone' | 'outdated'>;
 }
 
 export function createHostSync(deps: {
@@ -36,8 +39,17 @@ export function createHostSync(deps: {
   readerFor: (host: string) => HypervisorReader;
   /** Guards every database read of the agent. */
   dbBreaker: Breaker;
+  /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
+  reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
+  /** `{}` when no reason is needed, `{ reason }` when read, null when the reading turned out outdated. */
+  const reasonIfNeeded = async (host: string, uuid: string, row: { vmState: HostInstance['vmState'] }, state: PowerState | null): Promise<{ reason?: string } | null> => {
+    if (state === null || !needsStateReason(row, state)) return {};
+    const reason = await deps.reasonFor(host, uuid, state);
+    return reason === null ? null : { reason };
+  };
+
   const publishObservations = (observations: ReadonlyArray<Omit<Observation, 'observationId'>>): Promise<unknown> =>
     Promise.all(
       groupObservations(observations.map((observation) => ({ observationId: randomUUID(), ...observation }))).map((message) =>
@@ -64,6 +76,7 @@ export function createHostSync(deps: {
       let comparison: HostComparison | undefined;
       let error: string | null = null;
       let skipped = false;
+      let published = 0;
       try {
         const rows = await deps.dbBreaker.run(() => readHostInstances(deps.db, host));
         // Stamped before libvirt is asked: if the cloud changes a row while we read, our view counts as older.
@@ -76,10 +89,18 @@ export function createHostSync(deps: {
         if (comparison.unknownUuids.length > 0) {
           log.warn({ unknown: comparison.unknownUuids.length, sample: comparison.unknownUuids.slice(0, 5) }, 'hypervisor runs domains no row places here');
         }
+        const rowOf = new Map(rows.map((row) => [row.uuid, row]));
+        const observations = (
+          await Promise.all(
+            comparison.discrepancies.map(async ({ uuid, powerState }) => {
+              const reason = await reasonIfNeeded(host, uuid, rowOf.get(uuid) ?? { vmState: VmState.ACTIVE }, powerState);
+              return reason === null ? [] : [{ instanceUuid: uuid, host, powerState, ...reason, observedAt, trigger: 'tick' as const, tickId }];
+            }),
+          )
+        ).flat();
+        published = observations.length;
         await Promise.all([
-          publishObservations(
-            comparison.discrepancies.map(({ uuid, powerState }) => ({ instanceUuid: uuid, host, powerState, observedAt, trigger: 'tick', tickId })),
-          ),
+          publishObservations(observations),
           ...comparison.unknownUuids.map((uuid) =>
             publishUnknown({ host, instanceUuid: uuid, powerState: hypervisor.states.get(uuid) ?? null, observedAt, trigger: 'tick' }),
           ),
@@ -107,7 +128,7 @@ export function createHostSync(deps: {
         drifted: comparison?.drifted ?? 0,
         missing: comparison?.missing ?? 0,
         unknown: comparison?.unknownUuids.length ?? 0,
-        published: error === null ? (comparison?.discrepancies.length ?? 0) : 0,
+        published: error === null ? published : 0,
       };
       recordHostMetrics(report);
       await publishJson(deps.publisher, Exchange.reports, reportRoutingKey(host), encodeMessage(hostReportSchema, report), {
@@ -133,7 +154,9 @@ export function createHostSync(deps: {
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
-      await publishObservations([{ instanceUuid: reading.uuid, host, powerState: reading.state, observedAt, trigger: 'event', tickId: null }]);
+      const reason = await reasonIfNeeded(host, reading.uuid, row, reading.state);
+      if (reason === null) return 'outdated';
+      await publishObservations([{ instanceUuid: reading.uuid, host, powerState: reading.state, ...reason, observedAt, trigger: 'event', tickId: null }]);
       observationsPublished.inc({ trigger: 'event' });
       return 'observation';
     },

@@ -25,6 +25,7 @@ import { createDebouncer } from './debouncer.ts';
 import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { type LifecycleWatcher, startLifecycleWatcher } from './lifecycle-watcher.ts';
+import { createStateReasonReader } from './state-reason.ts';
 
 /**
  * The agent's database pool: a host's rows are one short indexed read, and in production
@@ -56,7 +57,8 @@ export async function startSyncAgent(deps: {
   const dbBreaker = createDatabaseBreaker(config, log);
   const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
   const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: declareCoreTopology });
-  const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, log });
+  const reasonFor = createStateReasonReader({ uriOf, timeoutMs: config.libvirtTimeoutMs, log });
+  const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, reasonFor, log });
   const limiter = createLimiter(config.hostConcurrency);
   const inFlight = createInFlight();
 

@@ -30,14 +30,14 @@ export async function readHostInstances(db: Db, host: string): Promise<HostInsta
 export async function readInstanceLocation(
   db: Db,
   uuid: string,
-): Promise<{ host: string; powerState: PowerState; missedReports: number } | undefined> {
+): Promise<{ host: string; powerState: PowerState; vmState: VmState; missedReports: number } | undefined> {
   const row = await db
     .selectFrom('instances')
-    .select(['host', 'power_state', 'missed_reports'])
+    .select(['host', 'power_state', 'vm_state', 'missed_reports'])
     .where('uuid', '=', uuid)
     .where('deleted_at', 'is', null)
     .executeTakeFirst();
-  return row === undefined ? undefined : { host: row.host, powerState: row.power_state, missedReports: row.missed_reports };
+  return row === undefined ? undefined : { host: row.host, powerState: row.power_state, vmState: row.vm_state, missedReports: row.missed_reports };
 }
 
 /**

@@ -20,6 +20,15 @@ const observedInstanceSchema = z.object({
   observationId: messageIdSchema,
   instanceUuid: instanceUuidSchema,
   powerState: powerStateSchema.nullable(),
+  /**
+   * libvirt's reason for the state in virsh's words (`migrating`, `starting up`, `migrated`,
+   * `user`, ...), when the agent read it: only for a PAUSED or SHUTOFF domain whose row is
+   * MIGRATING. Optional: messages without it stay valid and are decided as before.
+   */
+  reason: z
+    .string()
+    .regex(/^[\w /.-]{1,40}$/)
+    .optional(),
 });
 
 /**
@@ -63,7 +72,7 @@ export function observationsOf(message: HostObservations): Observation[] {
 export function groupObservations(observations: readonly Observation[]): HostObservations[] {
   const groups = new Map<string, HostObservations>();
   const messages: HostObservations[] = [];
-  for (const { observationId, instanceUuid, powerState, host, observedAt, trigger, tickId } of observations) {
+  for (const { observationId, instanceUuid, powerState, reason, host, observedAt, trigger, tickId } of observations) {
     const key = JSON.stringify([host, observedAt, trigger, tickId]);
     let message = groups.get(key);
     if (message === undefined || message.observations.length >= MAX_OBSERVATIONS_PER_MESSAGE) {
@@ -71,7 +80,7 @@ export function groupObservations(observations: readonly Observation[]): HostObs
       groups.set(key, message);
       messages.push(message);
     }
-    message.observations.push({ observationId, instanceUuid, powerState });
+    message.observations.push({ observationId, instanceUuid, powerState, ...(reason === undefined ? {} : { reason }) });
   }
   return messages;
 }

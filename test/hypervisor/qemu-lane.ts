@@ -45,6 +45,8 @@ export interface QemuLane {
   logDir: string;
   /** Unknown-domain reports the agents published. */
   unknownDomains: UnknownDomain[];
+  /** Observations the writer decided to leave alone (its notable skips: moved, migrating-in, in-transition, ...). */
+  writerSkips: Array<{ instanceUuid: string; rule: string; observingHost: string }>;
   boot(host: string, name: string, options?: { failingDisk?: boolean }): Promise<QemuInstance>;
   /** Resolves once a host's agent acts on lifecycle events: it reported a canary domain defined for the purpose. */
   waitForAgentWatching(host: string): Promise<void>;
@@ -53,8 +55,8 @@ export interface QemuLane {
   startPipeline(): void;
   /** Periodic ticks for every compute host. */
   startTickProducer(intervalMs: number): ServiceProcess;
-  /** One manual tick per host, published directly; resolves once the agents reported on each. */
-  tick(hosts: readonly string[]): Promise<void>;
+  /** One manual tick per host, published directly; resolves once the agents reported on each (unless told not to wait). */
+  tick(hosts: readonly string[], options?: { wait?: boolean }): Promise<void>;
   row(uuid: string): Promise<{ host: string; powerState: number; vmState: string; taskState: string | null }>;
   waitForRow(uuid: string, what: string, holds: (row: Awaited<ReturnType<QemuLane['row']>>) => boolean, timeoutMs?: number): Promise<void>;
   /** Committed changes, from the outbox, in commit order. */
@@ -128,8 +130,20 @@ function buildLane(deps: {
   const processes: ServiceProcess[] = [];
   let agents = 0;
   let canaries = 0;
-  const start = (service: Parameters<typeof startServiceProcess>[0]['service'], env: Record<string, string>, instance?: string): ServiceProcess => {
-    const child = startServiceProcess({ service, instance, env: { ...baseEnv, ...env }, logDir: deps.logDir });
+  const writerSkips: QemuLane['writerSkips'] = [];
+  const onWriterLog = (entry: Record<string, unknown>): void => {
+    const { msg, instanceUuid, rule, observingHost } = entry;
+    if (msg === 'observation left the row unchanged' && typeof instanceUuid === 'string' && typeof rule === 'string' && typeof observingHost === 'string') {
+      writerSkips.push({ instanceUuid, rule, observingHost });
+    }
+  };
+  const start = (
+    service: Parameters<typeof startServiceProcess>[0]['service'],
+    env: Record<string, string>,
+    instance?: string,
+    onLogLine?: (entry: Record<string, unknown>) => void,
+  ): ServiceProcess => {
+    const child = startServiceProcess({ service, instance, env: { ...baseEnv, ...env }, logDir: deps.logDir, onLogLine });
     processes.push(child);
     return child;
   };
@@ -148,6 +162,7 @@ function buildLane(deps: {
     recorder,
     logDir: deps.logDir,
     unknownDomains: deps.unknownDomains,
+    writerSkips,
     boot: (host, name, options) => bootInstance(db, hosts, host, name, options),
     async waitForAgentWatching(host) {
       // A canary defined before the watcher connected goes unseen: define another until one is reported.
@@ -173,15 +188,16 @@ function buildLane(deps: {
     },
     startPipeline() {
       start('audit-subscriber', {});
-      start('state-writer', {});
+      start('state-writer', {}, undefined, onWriterLog);
     },
     startTickProducer: (intervalMs) => start('tick-producer', { TICK_INTERVAL_MS: String(intervalMs), TICK_MAX_CYCLES: '0' }),
-    async tick(served) {
+    async tick(served, { wait = true } = {}) {
       const ids = served.map((host) => {
         const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt: new Date().toISOString(), trigger: 'manual' };
         probe.channel.publish(Exchange.ticks, host, encodeMessage(tickSchema, tick), { persistent: true, messageId: tick.tickId, type: 'tick' });
         return tick.tickId;
       });
+      if (!wait) return;
       await waitFor('a report on each manual tick', () => ids.every((id) => recorder.reports.some((report) => report.tickId === id)), { timeoutMs: 30_000 });
     },
     async row(uuid) {

@@ -53,6 +53,11 @@ function oracle(obs: ObservedState, current: InstanceSnapshot | undefined, grace
 
   if (current.taskState !== null) return { action: 'skip', rule: 'task-in-progress' };
 
+  if (obs.powerState === 3 && (obs.reason === 'migrating' || obs.reason === 'starting up' || obs.reason === 'post-copy')) {
+    return { action: 'skip', rule: 'in-transition' };
+  }
+  if (obs.powerState === 5 && obs.reason === 'migrated') return { action: 'skip', rule: 'in-transition' };
+
   if (current.powerStateUpdatedAt !== null) {
     if (obs.observedAt.getTime() <= current.powerStateUpdatedAt.getTime()) {
       return { action: 'skip', rule: 'stale-observation' };
@@ -108,6 +113,8 @@ describe('decide: exhaustive cross product against the oracle', () => {
     { name: 'missed twice, last at the observation', missedReports: 2, lastMissedAt: new Date(OBSERVED_AT.getTime()) },
   ] as const;
   const policies: SyncPolicy[] = [{ missingGraceCycles: 1 }, { missingGraceCycles: 3 }];
+  // None (the agent did not read it), a paused one's and a shut-off one's migration reasons.
+  const reasons = [undefined, 'migrating', 'migrated'] as const;
 
   test('the model has the sizes the spec names', () => {
     assert.equal(POWER_STATES.length, 10);
@@ -125,7 +132,8 @@ describe('decide: exhaustive cross product against the oracle', () => {
              for (const taskState of taskStates) {
               for (const history of missHistories) {
                for (const policy of policies) {
-              const obs = observed(observedPowerState);
+                for (const reason of reasons) {
+              const obs = observed(observedPowerState, reason === undefined ? {} : { reason });
               const current: InstanceSnapshot | undefined =
                 race === 'row-gone'
                   ? undefined
@@ -145,11 +153,12 @@ describe('decide: exhaustive cross product against the oracle', () => {
                 assert.deepEqual(
                   actual,
                   expected,
-                  `observed=${observedPowerState} vmState=${vmState} rowPower=${rowPowerState} race=${race} staleness=${staleness.name} task=${taskState} misses=${history.name} grace=${policy.missingGraceCycles}`,
+                  `observed=${observedPowerState} reason=${reason} vmState=${vmState} rowPower=${rowPowerState} race=${race} staleness=${staleness.name} task=${taskState} misses=${history.name} grace=${policy.missingGraceCycles}`,
                 );
               }
               seenRules.add(expected.rule);
               checked++;
+                }
                }
               }
              }
@@ -159,9 +168,9 @@ describe('decide: exhaustive cross product against the oracle', () => {
       }
     }
     // 11 observed × 12 vm states × 10 row power states × 4 race cases × 4 staleness cases
-    //   × 2 task states × 3 miss histories × 2 grace policies
-    assert.equal(checked, 11 * 12 * 10 * 4 * 4 * 2 * 3 * 2);
-    assert.equal(checked, 253_440);
+    //   × 2 task states × 3 miss histories × 2 grace policies × 3 reasons
+    assert.equal(checked, 11 * 12 * 10 * 4 * 4 * 2 * 3 * 2 * 3);
+    assert.equal(checked, 760_320);
     // The product reaches every rule, so no branch goes unchecked.
     assert.deepEqual([...seenRules].sort(), [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].sort());
   });
@@ -169,6 +178,37 @@ describe('decide: exhaustive cross product against the oracle', () => {
 
 describe('decide: named examples', () => {
   const cases: { name: string; observed: ObservedState; row: InstanceSnapshot | undefined; expected: Decision }[] = [
+    // in-transition: libvirt's own passing states during a live migration
+    {
+      name: 'source paused (migrating) while the row still names it: skip, no PAUSED',
+      observed: observed(PowerState.PAUSED, { reason: 'migrating' }),
+      row: row({ vmState: VmState.MIGRATING }),
+      expected: { action: 'skip', rule: 'in-transition' },
+    },
+    {
+      name: 'destination paused (starting up) after the host switched: skip, no PAUSED',
+      observed: observed(PowerState.PAUSED, { reason: 'starting up' }),
+      row: row({ vmState: VmState.MIGRATING }),
+      expected: { action: 'skip', rule: 'in-transition' },
+    },
+    {
+      name: 'persistent source left shut off (migrated): skip, no SHUTOFF',
+      observed: observed(PowerState.SHUTOFF, { reason: 'migrated' }),
+      row: row(),
+      expected: { action: 'skip', rule: 'in-transition' },
+    },
+    {
+      name: 'running (migrated) on arrival is a real state',
+      observed: observed(PowerState.RUNNING, { reason: 'migrated' }),
+      row: row({ powerState: PowerState.PAUSED, vmState: VmState.MIGRATING }),
+      expected: { action: 'update', rule: 'running', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, missedReports: 0 },
+    },
+    {
+      name: 'paused by the user, reason read: the seed rule as ever',
+      observed: observed(PowerState.PAUSED, { reason: 'user' }),
+      row: row({ vmState: VmState.MIGRATING }),
+      expected: { action: 'update', rule: 'power-only', powerState: PowerState.PAUSED, vmState: VmState.MIGRATING, missedReports: 0 },
+    },
     // deleted
     {
       name: 'row gone: skip deleted, even when found running',
