@@ -25,8 +25,8 @@ import { type QemuHosts, startQemuHosts } from '../../tools/qemu/qemu-hosts.ts';
 import { waitFor } from '../../tools/wait-for.ts';
 import { type BusRecorder, recordBus } from '../faults/harness/bus-recorder.ts';
 import { type BusProbe, openBusProbe } from '../helpers/bus-probe.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../helpers/test-vhost.ts';
+import { createTestDatabase } from '../helpers/test-database.ts';
+import { createTestVhost } from '../helpers/test-vhost.ts';
 
 export const H1 = 'qemu-h1';
 export const H2 = 'qemu-h2';
@@ -71,7 +71,7 @@ export interface QemuLane {
 export async function createQemuLane(options: { name: string; hosts?: readonly string[] }): Promise<QemuLane> {
   const hostNames = options.hosts ?? [H1, H2];
   const logDir = await mkdtemp(path.join(os.tmpdir(), `virtsync-lane-${options.name}-`));
-  const cleanups: Array<() => Promise<unknown>> = [async () => (process.env.KEEP ? undefined : rm(logDir, { recursive: true, force: true }))];
+  const cleanups: Array<() => Promise<unknown>> = [() => rm(logDir, { recursive: true, force: true })];
   const dispose = async (): Promise<void> => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
   };
