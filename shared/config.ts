@@ -73,16 +73,19 @@ export const syncAgentEnv = commonEnv
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+    /** For tests and drills only: shifts the agent's stamps by this much, as a clock set wrong would. Nothing is ordered by them. */
+    AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
   })
   .transform((env) => ({
     ...common(env),
-    hosts: env.AGENT_HOSTS as readonly string[],
+    hosts: env.AGENT_HOSTS,
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     libvirtTimeoutMs: env.LIBVIRT_TIMEOUT_MS,
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
+    clockOffsetMs: env.AGENT_CLOCK_OFFSET_MS,
   }));
 
 export const stateWriterEnv = commonEnv
@@ -97,10 +100,16 @@ export const stateWriterEnv = commonEnv
     OUTBOX_RETENTION_MS: positiveInt.default(86_400_000),
     /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
     MISSING_GRACE_CYCLES: positiveInt.default(1),
+    /** An agent's clock this far from the writer's (or its observations this late) is logged at warn, per host. */
+    CLOCK_SKEW_WARN_MS: positiveInt.default(60_000),
+    /** Stale skips of one host in one batch from which a warn summary is logged (each one is logged at debug). */
+    STALE_SKIPS_WARN: positiveInt.default(10),
   })
   .transform((env) => ({
     ...common(env),
     policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
+    clockSkewWarnMs: env.CLOCK_SKEW_WARN_MS,
+    staleSkipsWarn: env.STALE_SKIPS_WARN,
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,

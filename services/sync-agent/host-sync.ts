@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange, observationRoutingKey, reportRoutingKey, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
 import type { Database } from '../../shared/db/database.ts';
-import { type HostInstance, readHostInstances, readInstanceLocation } from '../../shared/db/instances.ts';
+import { readHostInstances, readLiveInstance } from '../../shared/db/instances.ts';
 import type { Breaker } from '../../shared/breaker.ts';
 import { CircuitOpenError, coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -21,10 +21,12 @@ import { type HostReport, hostReportSchema } from '../../shared/messages/host-re
 import { groupObservations, hostObservationsSchema, type Observation } from '../../shared/messages/observation.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
 import type { PowerState } from '../../shared/power-state.ts';
-import { VmState } from '../../shared/vm-state.ts';
+import type { LookOrder } from '../../shared/sync-rules.ts';
+import type { VmState } from '../../shared/vm-state.ts';
 import { type UnknownDomain, unknownDomainSchema } from '../../shared/messages/unknown-domain.ts';
-import { compareHost, type HostComparison, needsObservation } from './host-comparison.ts';
+import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
+import type { LookClock } from './look-clock.ts';
 import { needsStateReason, type StateReasonReader } from './state-reason.ts';
 
 export interface HostSync {
@@ -39,12 +41,15 @@ export function createHostSync(deps: {
   readerFor: (host: string) => HypervisorReader;
   /** Guards every database read of the agent. */
   dbBreaker: Breaker;
+  lookClock: LookClock;
+  /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
+  now: () => number;
   /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
   reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
   /** `{}` when no reason is needed, `{ reason }` when read, null when the reading turned out outdated. */
-  const reasonIfNeeded = async (host: string, uuid: string, row: { vmState: HostInstance['vmState'] }, state: PowerState | null): Promise<{ reason?: string } | null> => {
+  const reasonIfNeeded = async (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null): Promise<{ reason?: string } | null> => {
     if (state === null || !needsStateReason(row, state)) return {};
     const reason = await deps.reasonFor(host, uuid, state);
     return reason === null ? null : { reason };
@@ -73,15 +78,19 @@ export function createHostSync(deps: {
     async syncHost({ host, tickId, cycle, trigger }) {
       const log = deps.log.child({ host, tickId });
       const started = Date.now();
+      const startedAt = new Date(deps.now()).toISOString();
       let comparison: HostComparison | undefined;
+      let look: LookOrder | undefined;
       let error: string | null = null;
       let skipped = false;
       let published = 0;
       try {
-        const rows = await deps.dbBreaker.run(() => readHostInstances(deps.db, host));
-        // Stamped before libvirt is asked: if the cloud changes a row while we read, our view counts as older.
-        const observedAt = new Date().toISOString();
+        // What the hypervisor is compared against is read first: a cloud write after this read wins at the writer.
+        const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
+        const observedAt = new Date(deps.now()).toISOString();
         const hypervisor = await deps.readerFor(host).read();
+        look = deps.lookClock.next(epoch);
+        const currentLook = look;
         comparison = compareHost(rows, hypervisor);
         if (comparison.dbCount !== comparison.hypervisorCount) {
           log.warn({ dbCount: comparison.dbCount, hypervisorCount: comparison.hypervisorCount }, 'instance count differs between database and hypervisor');
@@ -89,12 +98,11 @@ export function createHostSync(deps: {
         if (comparison.unknownUuids.length > 0) {
           log.warn({ unknown: comparison.unknownUuids.length, sample: comparison.unknownUuids.slice(0, 5) }, 'hypervisor runs domains no row places here');
         }
-        const rowOf = new Map(rows.map((row) => [row.uuid, row]));
         const observations = (
           await Promise.all(
-            comparison.discrepancies.map(async ({ uuid, powerState }) => {
-              const reason = await reasonIfNeeded(host, uuid, rowOf.get(uuid) ?? { vmState: VmState.ACTIVE }, powerState);
-              return reason === null ? [] : [{ instanceUuid: uuid, host, powerState, ...reason, observedAt, trigger: 'tick' as const, tickId }];
+            comparison.discrepancies.map(async ({ uuid, powerState, expected }) => {
+              const reason = await reasonIfNeeded(host, uuid, expected, powerState);
+              return reason === null ? [] : [{ instanceUuid: uuid, host, powerState, expected, ...reason, observedAt, look: currentLook, trigger: 'tick' as const, tickId }];
             }),
           )
         ).flat();
@@ -118,7 +126,7 @@ export function createHostSync(deps: {
         tickId,
         cycle,
         trigger,
-        startedAt: new Date(started).toISOString(),
+        startedAt,
         durationMs: Date.now() - started,
         outcome: error === null ? 'synced' : skipped ? 'skipped' : 'failed',
         error,
@@ -129,6 +137,7 @@ export function createHostSync(deps: {
         missing: comparison?.missing ?? 0,
         unknown: comparison?.unknownUuids.length ?? 0,
         published: error === null ? published : 0,
+        look,
       };
       recordHostMetrics(report);
       await publishJson(deps.publisher, Exchange.reports, reportRoutingKey(host), encodeMessage(hostReportSchema, report), {
@@ -143,11 +152,17 @@ export function createHostSync(deps: {
     },
 
     async syncDomain(host, domainName) {
-      const observedAt = new Date().toISOString();
-      const reading = await deps.readerFor(host).readDomain(domainName);
+      const reader = deps.readerFor(host);
+      // The event names the domain; its UUID finds the row, which is read before the state that is compared with it.
+      const identity = await reader.readDomain(domainName);
       // Undefined already: only a tick can tell which row, if any, it was.
-      if (reading === null) return 'gone';
-      const row = await deps.dbBreaker.run(() => readInstanceLocation(deps.db, reading.uuid));
+      if (identity === null) return 'gone';
+      const [row, epoch] = await Promise.all([deps.dbBreaker.run(() => readLiveInstance(deps.db, identity.uuid)), deps.lookClock.epoch()]);
+      const observedAt = new Date(deps.now()).toISOString();
+      const reading = await reader.readDomain(domainName);
+      const look = deps.lookClock.next(epoch);
+      // Gone, or redefined under the same name meanwhile: the next event or tick looks again.
+      if (reading === null || reading.uuid !== identity.uuid) return 'gone';
       if (row === undefined || row.host !== host) {
         await publishUnknown({ host, instanceUuid: reading.uuid, powerState: reading.state, observedAt, trigger: 'event' });
         discrepanciesFound.inc({ kind: 'unknown' });
@@ -156,7 +171,9 @@ export function createHostSync(deps: {
       if (!needsObservation(row, reading.state)) return 'in-sync';
       const reason = await reasonIfNeeded(host, reading.uuid, row, reading.state);
       if (reason === null) return 'outdated';
-      await publishObservations([{ instanceUuid: reading.uuid, host, powerState: reading.state, ...reason, observedAt, trigger: 'event', tickId: null }]);
+      await publishObservations([
+        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), ...reason, observedAt, look, trigger: 'event', tickId: null },
+      ]);
       observationsPublished.inc({ trigger: 'event' });
       return 'observation';
     },

@@ -18,6 +18,7 @@ import { formatSummary } from './print-summary.ts';
 import { resetBus } from './reset-bus.ts';
 import { runDemo } from './run-demo.ts';
 import { QEMU_DEMO_HOSTS, runQemuDemo } from './run-qemu-demo.ts';
+import { coerceError } from '../../shared/errors.ts';
 
 const USAGE = `usage: npm run demo -- [--hosts N] [--min-vms N] [--max-vms N] [--drift 0..1] [--seed N] [--agents N] [--cycle-ms N]
        npm run demo -- --qemu [--guests N] [--cycle-ms N]   (npm run demo:qemu)`;
@@ -104,7 +105,7 @@ try {
   console.log(`\nservice logs: ${logDir}`);
   process.exitCode = summary.ok ? 0 : 1;
 } catch (err) {
-  console.error(`demo failed: ${(err as Error).message}\nservice logs: ${logDir}`);
+  console.error(`demo failed: ${coerceError(err).message}\nservice logs: ${logDir}`);
   process.exitCode = 1;
 } finally {
   await db.destroy();
