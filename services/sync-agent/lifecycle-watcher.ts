@@ -33,6 +33,8 @@ export function startLifecycleWatcher(options: {
     const startedAt = Date.now();
     const proc = spawn(options.virsh ?? 'virsh', ['-q', '-c', options.uri, 'event', '--all', '--loop', '--timestamp'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // The parser reads virsh's English words: a translated virsh would print others.
+      env: { ...process.env, LC_ALL: 'C' },
     });
     child = proc;
     createInterface({ input: proc.stdout! }).on('line', (line) => {
