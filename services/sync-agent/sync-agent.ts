@@ -25,6 +25,7 @@ import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { startLifecycleWatcher } from './lifecycle-watcher.ts';
 import { createLookClock } from './look-clock.ts';
+import { createStateReasonReader } from './state-reason.ts';
 
 /**
  * The agent's database pool: a host's rows are one short indexed read, and in production
@@ -55,7 +56,8 @@ export const syncAgent = defineService({
     };
     const lookClock = createLookClock(db, dbBreaker);
     const now = (): number => Date.now() + config.clockOffsetMs;
-    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock, now, log });
+    const reasonFor = createStateReasonReader({ uriOf, timeoutMs: config.libvirtTimeoutMs, log });
+    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock, now, reasonFor, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
