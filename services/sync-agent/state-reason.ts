@@ -24,6 +24,19 @@ const STATE_WORDS: ReadonlyMap<PowerState, string> = new Map([
   [PowerState.SHUTOFF, 'shut off'],
 ]);
 
+/** For an observation: `{}` when no reason is needed, `{ reason }` when read, null when the reading turned out outdated. */
+export async function reasonIfNeeded(
+  reasonFor: StateReasonReader,
+  host: string,
+  uuid: string,
+  row: { vmState: VmState },
+  state: PowerState | null,
+): Promise<{ reason?: string } | null> {
+  if (state === null || !needsStateReason(row, state)) return {};
+  const reason = await reasonFor(host, uuid, state);
+  return reason === null ? null : { reason };
+}
+
 export function needsStateReason(row: { vmState: VmState }, state: PowerState): boolean {
   return row.vmState === VmState.MIGRATING && STATE_WORDS.has(state);
 }
