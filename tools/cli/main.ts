@@ -6,14 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../../shared/errors.ts';
-import { createCliContext } from './cli-context.ts';
+import type { CliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
-import { registerFleetCommand } from './fleet-command.ts';
-import { registerHistoryCommand } from './history-command.ts';
-import { registerMigrateCommand } from './migrate-command.ts';
-import { registerStatusCommand } from './status-command.ts';
-import { registerSyncCommand } from './sync-command.ts';
-import { registerTailCommand } from './tail-command.ts';
+import { chosenCommand, COMMANDS } from './command-catalog.ts';
 
 const EXIT_CODES = `
 Environment:
@@ -35,18 +30,22 @@ const program = new Command('virtsync')
   .showHelpAfterError('(add --help for usage)')
   .addHelpText('after', EXIT_CODES);
 
-const context = createCliContext({ env: process.env, verbose: () => program.opts<{ verbose?: boolean }>().verbose === true });
 let commandName = 'virtsync';
 program.hook('preAction', (_program, actionCommand) => {
   commandName = `virtsync ${actionCommand.name()}`;
 });
 
-registerStatusCommand(program, context);
-registerSyncCommand(program, context);
-registerTailCommand(program, context);
-registerHistoryCommand(program, context);
-registerMigrateCommand(program, context);
-registerFleetCommand(program, context);
+// Only the chosen command is loaded with its clients; the others are listed for --help.
+const chosen = chosenCommand(process.argv.slice(2));
+let context: CliContext | undefined;
+if (chosen === undefined) {
+  for (const entry of COMMANDS) program.command(entry.name).summary(entry.summary);
+} else {
+  const { createCliContext } = await import('./cli-context.ts');
+  context = createCliContext({ env: process.env, verbose: () => program.opts<{ verbose?: boolean }>().verbose === true });
+  (await chosen.load())(program, context);
+  program.commands.find((command) => command.name() === chosen.name)?.summary(chosen.summary);
+}
 
 let exitCode: number = ExitCode.ok;
 try {
@@ -57,7 +56,7 @@ try {
   if (!(err instanceof CommanderError)) process.stderr.write(`${commandName}: ${describeFailure(err)}\n`);
   if (program.opts<{ verbose?: boolean }>().verbose === true && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
 } finally {
-  await context.close().catch((err: unknown) => process.stderr.write(`${commandName}: closing connections failed: ${reasonOf(err)}\n`));
+  await context?.close().catch((err: unknown) => process.stderr.write(`${commandName}: closing connections failed: ${reasonOf(err)}\n`));
 }
 process.exitCode = exitCode;
 // A pool still trying to reach an unreachable server must not keep a script waiting.

@@ -159,13 +159,16 @@ describe('image and systemd units start real entry points', () => {
     assert.match(dockerfile, /libvirt-dev/);
     assert.match(dockerfile, /pkg-config/);
     assert.match(dockerfile, /npm ci/);
+    assert.match(dockerfile, /npm run build/);
     assert.match(dockerfile, /ENTRYPOINT .*entrypoint\.sh/);
   });
 
   test('the entrypoint accepts every process compose and Kubernetes ask for', () => {
     const labels = new Set([...entrypoint.matchAll(/^\s*([a-z| -]+)\)\s*$/gm)].flatMap((match) => (match[1] ?? '').split('|').map((s) => s.trim())));
     for (const process of [...SERVICES, 'migrate', 'fleet', 'demo', 'cli']) assert.ok(labels.has(process), `entrypoint handles ${process}`);
-    assert.match(entrypoint, /exec node --import tsx "services\/\$command\/main\.ts"/);
+    // Compiled JavaScript: `npm run build` writes dist/services/<name>/main.js from each main.ts.
+    assert.match(entrypoint, /exec node "dist\/services\/\$command\/main\.js"/);
+    assert.doesNotMatch(entrypoint, /tsx/);
     for (const service of SERVICES) assert.ok(existsSync(path.join(ROOT, 'services', service, 'main.ts')));
   });
 
@@ -178,7 +181,7 @@ describe('image and systemd units start real entry points', () => {
         if (match?.[1] !== undefined) directives.set(match[1], [...(directives.get(match[1]) ?? []), match[2] ?? '']);
       }
       const one = (key: string): string | undefined => directives.get(key)?.[0];
-      assert.match(one('ExecStart') ?? '', new RegExp(`services/${service}/main\\.ts$`));
+      assert.equal(one('ExecStart'), `/usr/bin/node dist/services/${service}/main.js`);
       assert.equal(one('Restart'), 'on-failure');
       assert.equal(one('KillSignal'), 'SIGTERM');
       assert.ok(Number(one('TimeoutStopSec')) * 1000 > 10_000, 'TimeoutStopSec longer than the default SHUTDOWN_TIMEOUT_MS');
