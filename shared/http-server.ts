@@ -5,8 +5,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { coerceError } from './errors.ts';
 import type { Logger } from './logging.ts';
-import { metricsRegistry } from './metrics.ts';
 
 export type ReadinessChecks = () => Record<string, boolean>;
 
@@ -15,7 +16,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(options: { port: number; checks: ReadinessChecks; log: Logger }): Promise<HttpServer> {
+export async function startHttpServer(options: { port: number; checks: ReadinessChecks; registry: Registry; log: Logger }): Promise<HttpServer> {
   const server: Server = createServer((request, response) => {
     const respond = (status: number, body: string, type = 'application/json'): void => {
       response.writeHead(status, { 'content-type': type });
@@ -30,9 +31,9 @@ export async function startHttpServer(options: { port: number; checks: Readiness
         return respond(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', checks }));
       }
       case '/metrics':
-        metricsRegistry.metrics().then(
-          (text) => respond(200, text, metricsRegistry.contentType),
-          (err: unknown) => respond(500, JSON.stringify({ error: (err as Error).message })),
+        options.registry.metrics().then(
+          (text) => respond(200, text, options.registry.contentType),
+          (err: unknown) => respond(500, JSON.stringify({ error: coerceError(err).message })),
         );
         return;
       default:

@@ -4,6 +4,7 @@
  * signal drains; a second one, or the shutdown deadline, exits non-zero at once.
  */
 import type { Kysely } from 'kysely';
+import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { type BusConnection, connectBus } from './bus/connect.ts';
 import { type CommonConfig, loadConfig } from './config.ts';
@@ -12,6 +13,7 @@ import type { Database } from './db/database.ts';
 import { coerceError, ConfigError } from './errors.ts';
 import { type ReadinessChecks, startHttpServer } from './http-server.ts';
 import { createLogger, type Logger } from './logging.ts';
+import { createServiceRegistry, type MetricsService } from './metrics-registry.ts';
 
 export interface RunningService {
   /** Stop intake, finish in-flight work, close connections. Safe to call twice. */
@@ -21,9 +23,10 @@ export interface RunningService {
 }
 
 export async function runService<S extends z.ZodType<CommonConfig>>(options: {
-  service: string;
+  service: MetricsService;
   env: S;
-  start: (context: { config: Readonly<z.output<S>>; log: Logger }) => Promise<RunningService>;
+  /** `metrics` is the service's own registry, served at /metrics: a service may add gauges to it. */
+  start: (context: { config: Readonly<z.output<S>>; log: Logger; metrics: Registry }) => Promise<RunningService>;
 }): Promise<void> {
   let config: Readonly<z.output<S>>;
   try {
@@ -34,14 +37,15 @@ export async function runService<S extends z.ZodType<CommonConfig>>(options: {
     process.exit(2);
   }
   const log = createLogger({ service: options.service, level: config.logLevel });
+  const metrics = createServiceRegistry(options.service);
 
   let running: RunningService;
   let stopping = false;
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   try {
-    running = await options.start({ config, log });
+    running = await options.start({ config, log, metrics });
     const checks = running.checks ?? (() => ({}));
-    http = await startHttpServer({ port: config.httpPort, log, checks: () => ({ ...checks(), running: !stopping }) });
+    http = await startHttpServer({ port: config.httpPort, log, registry: metrics, checks: () => ({ ...checks(), running: !stopping }) });
   } catch (err) {
     log.fatal({ err: coerceError(err) }, 'service failed to start');
     process.exit(1);
@@ -81,19 +85,19 @@ export async function runService<S extends z.ZodType<CommonConfig>>(options: {
  * broker connection, handed to `start`, closed after the service has stopped.
  */
 export async function runConnectedService<S extends z.ZodType<CommonConfig>>(options: {
-  service: string;
+  service: MetricsService;
   env: S;
   /** Database connections the service can use at once (default 10). */
   maxDatabaseConnections?: (config: Readonly<z.output<S>>) => number;
-  start: (context: { config: Readonly<z.output<S>>; log: Logger; db: Kysely<Database>; bus: BusConnection }) => Promise<RunningService>;
+  start: (context: { config: Readonly<z.output<S>>; log: Logger; metrics: Registry; db: Kysely<Database>; bus: BusConnection }) => Promise<RunningService>;
 }): Promise<void> {
   await runService({
     service: options.service,
     env: options.env,
-    async start({ config, log }) {
+    async start({ config, log, metrics }) {
       const db = createDatabase({ url: config.databaseUrl, log, maxConnections: options.maxDatabaseConnections?.(config) });
       const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${options.service}`, log });
-      const running = await options.start({ config, log, db, bus });
+      const running = await options.start({ config, log, metrics, db, bus });
       return {
         checks: running.checks,
         async stop() {

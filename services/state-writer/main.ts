@@ -5,5 +5,5 @@ import { startStateWriter } from './state-writer.ts';
 await runConnectedService({
   service: 'state-writer',
   env: stateWriterEnv,
-  start: ({ config, log, db, bus }) => startStateWriter({ config, db, bus, log }),
+  start: ({ config, log, metrics, db, bus }) => startStateWriter({ config, db, bus, log, metrics }),
 });

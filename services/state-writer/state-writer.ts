@@ -3,27 +3,33 @@
  * events out through the outbox relay.
  */
 import type { Kysely } from 'kysely';
+import type { Registry } from 'prom-client';
 import { createDatabaseBreaker } from '../../shared/breaker.ts';
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
+import { registerQueueDepthGauge } from '../../shared/bus/queue-depth-gauge.ts';
 import { declareCoreTopology, Queue } from '../../shared/bus/topology.ts';
 import type { StateWriterConfig } from '../../shared/config.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
-import { changesCommitted, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
+import { changesCommitted, unexpectedStops, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
 import { powerStateKey } from '../../shared/power-state.ts';
 import { type HostObservations, hostObservationsSchema, type Observation, observationsOf } from '../../shared/messages/observation.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
 import { applyObservations, type BatchResult } from './apply-observations.ts';
+import { registerInstanceStateGauge } from './instance-state-gauge.ts';
 import { startOutboxRelay } from './outbox-relay.ts';
+import { isUnexpectedStop } from './unexpected-stop.ts';
 
 export async function startStateWriter(deps: {
   config: StateWriterConfig;
   db: Kysely<Database>;
   bus: BusConnection;
   log: Logger;
+  /** The service's registry: the writer adds the fleet's state counts and its queue's depth. */
+  metrics?: Registry;
 }): Promise<RunningService> {
   const { config, db, bus } = deps;
   const log = deps.log.child({ component: 'state-writer' });
@@ -40,6 +46,10 @@ export async function startStateWriter(deps: {
       recordBatch(log, result, durationMs);
     },
   });
+  if (deps.metrics !== undefined) {
+    registerInstanceStateGauge({ registry: deps.metrics, db, log });
+    registerQueueDepthGauge({ registry: deps.metrics, channel: publisher, queues: [Queue.stateWriter], log });
+  }
   log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
 
   let stopped: Promise<void> | undefined;
@@ -76,8 +86,12 @@ function recordBatch(log: Logger, result: BatchResult, durationMs: number): void
   writerBatchSize.observe(observations);
   writerCommitDuration.observe(durationMs / 1000);
   for (const [rule, count] of Object.entries(result.outcomes)) writerDecisions.inc({ rule }, count);
-  for (const change of result.changes) changesCommitted.inc({ power_state: powerStateKey(change.after.powerState) });
   for (const change of result.changes) {
+    changesCommitted.inc({ power_state: powerStateKey(change.after.powerState) });
+    if (isUnexpectedStop(change)) {
+      unexpectedStops.inc({ power_state: powerStateKey(change.after.powerState) });
+      log.warn({ instanceUuid: change.instanceUuid, host: change.host, powerState: powerStateKey(change.after.powerState) }, 'instance stopped unexpectedly');
+    }
     if (change.rule === 'missing') {
       log.warn({ instanceUuid: change.instanceUuid, host: change.host }, 'instance in the database but unknown to the hypervisor, power state set to NOSTATE');
     }

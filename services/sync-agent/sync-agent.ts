@@ -48,7 +48,7 @@ export async function startSyncAgent(deps: {
     config.hosts.map((host) => {
       const hostLog = log.child({ host });
       const reader = createLibvirtReader({ uri: uriOf(host), concurrency: config.libvirtConcurrency, log: hostLog });
-      const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log: hostLog, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
+      const breaker = createBreaker({ name: 'libvirt', host, dependency: 'hypervisor', log: hostLog, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
       libvirtBreakers.push(breaker);
       return [host, guardReader(reader, breaker)];
     }),
@@ -105,7 +105,7 @@ export async function startSyncAgent(deps: {
   if (config.lifecycleEvents) {
     for (const host of config.hosts) {
       watchers.push(
-        startLifecycleWatcher({ uri: uriOf(host), log: log.child({ host }), onEvent: (event) => debouncer.push(`${host}\u0000${event.domainName}`) }),
+        startLifecycleWatcher({ host, uri: uriOf(host), log: log.child({ host }), onEvent: (event) => debouncer.push(`${host}\u0000${event.domainName}`) }),
       );
     }
   }
