@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { MONITORING_DIR, renderMonitoring } from '../../../tools/export-monitoring.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const RULES = path.join(ROOT, 'infra/prometheus/virtsync-rules.yaml');
@@ -80,5 +81,18 @@ describe('every alert an operator can act on', () => {
   }
   test('recording rules carry the virtsync: prefix', () => {
     for (const rule of recordings) assert.match(rule.record, /^virtsync:[a-z0-9_:]+$/);
+  });
+});
+
+describe('Kubernetes monitoring objects (infra/k8s/monitoring/)', () => {
+  test('are what `npm run monitoring` generates from the rule file', async () => {
+    for (const [name, text] of Object.entries(await renderMonitoring())) {
+      assert.equal(readFileSync(path.join(MONITORING_DIR, name), 'utf8'), text, `${name} is stale: run npm run monitoring`);
+    }
+  });
+
+  test('the PrometheusRule carries the rule file\'s groups unchanged', () => {
+    const generated = z.object({ spec: z.object({ groups: z.unknown() }) }).parse(parse(readFileSync(path.join(MONITORING_DIR, 'prometheus-rule.yaml'), 'utf8')));
+    assert.deepEqual(generated.spec.groups, parse(readFileSync(RULES, 'utf8')).groups);
   });
 });
