@@ -16,6 +16,8 @@ export interface CommandEntry {
 
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'status', summary: 'fleet summary: hosts, instances per state, hosts overdue', load: async () => (await import('./status-command.ts')).registerStatusCommand },
+  { name: 'hosts', summary: 'list compute hosts; enable or disable their periodic sync', load: async () => (await import('./hosts-command.ts')).registerHostsCommand },
+  { name: 'unknown', summary: 'domains the hypervisors run that no instances row places', load: async () => (await import('./unknown-command.ts')).registerUnknownCommand },
   { name: 'sync', summary: 'sync hosts now (--wait: until each host reports)', load: async () => (await import('./sync-command.ts')).registerSyncCommand },
   { name: 'tail', summary: 'follow committed changes', load: async () => (await import('./tail-command.ts')).registerTailCommand },
   { name: 'history', summary: "one instance's audit trail", load: async () => (await import('./history-command.ts')).registerHistoryCommand },

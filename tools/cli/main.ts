@@ -7,7 +7,7 @@ import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../../shared/errors.ts';
 import type { CliContext } from './cli-context.ts';
-import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { ExitCode, exitCodeFor, FailedError, NotFoundError, reasonOf, RefusedError, UnreachableError, UsageError } from './cli-errors.ts';
 import { chosenCommand, COMMANDS } from './command-catalog.ts';
 
 const EXIT_CODES = `
@@ -19,7 +19,8 @@ Exit codes:
   0  done
   1  failed, or nothing found (history of an unknown instance)
   2  bad arguments or configuration
-  3  the database or the broker could not be reached`;
+  3  the database or the broker could not be reached
+  4  the database or the broker refused the login (user, password, role, database, vhost)`;
 
 const program = new Command('virtsync')
   .description('keeps the instances table in sync with libvirt: look at the fleet, trigger syncs, follow changes')
@@ -32,7 +33,10 @@ const program = new Command('virtsync')
 
 let commandName = 'virtsync';
 program.hook('preAction', (_program, actionCommand) => {
-  commandName = `virtsync ${actionCommand.name()}`;
+  // `virtsync hosts disable`, not `virtsync disable`.
+  const names: string[] = [];
+  for (let command: Command | null = actionCommand; command?.parent != null; command = command.parent) names.unshift(command.name());
+  commandName = `virtsync ${names.join(' ')}`;
 });
 
 // Only the chosen command is loaded with its clients; the others are listed for --help.
@@ -64,7 +68,7 @@ setTimeout(() => process.exit(exitCode), 2_000).unref();
 
 /** One line: what failed and, for an unexpected error, its first cause; a hint where there is an obvious one. */
 function describeFailure(err: unknown): string {
-  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof UnreachableError) return err.message;
+  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof FailedError || err instanceof UnreachableError || err instanceof RefusedError) return err.message;
   // Names every bad variable, one per line.
   if (err instanceof ConfigError) return err.message;
   if (!(err instanceof Error)) return reasonOf(err);

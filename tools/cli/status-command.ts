@@ -1,5 +1,5 @@
 /** `virtsync status`: the fleet as the database sees it. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import {
   countLiveInstancesByState,
   countSoftDeletedInstances,
@@ -7,20 +7,24 @@ import {
   listRegisteredHosts,
   readDatabaseNow,
 } from '../../shared/db/fleet-status.ts';
-import { wholeNumber } from './argument-parsers.ts';
+import { parseDurationMs } from './argument-parsers.ts';
 import type { CliContext } from './cli-context.ts';
 import { summarizeFleet } from './fleet-summary.ts';
 import { formatFleetSummary } from './format-fleet-summary.ts';
 
 /** Two of the default 600 s tick intervals. */
-const DEFAULT_OVERDUE_AFTER_S = 1_200;
+const DEFAULT_OVERDUE_AFTER_MS = 1_200_000;
 
 export function registerStatusCommand(program: Command, context: CliContext): void {
   program
     .command('status')
     .description('fleet summary from the database: hosts, instances per power state and vm state, last sync per host, hosts overdue')
     .option('--json', 'print the summary as one JSON document')
-    .option('--overdue-after <seconds>', 'an enabled host with no sync report for this long is overdue', wholeNumber(1), DEFAULT_OVERDUE_AFTER_S)
+    .addOption(
+      new Option('--overdue-after <duration>', 'an enabled host with no sync report for this long is overdue: 90s, 20m, 2h (a bare number is seconds)')
+        .argParser(parseDurationMs)
+        .default(DEFAULT_OVERDUE_AFTER_MS, '20m'),
+    )
     .action(async (options: { json?: boolean; overdueAfter: number }) => {
       const db = await context.database();
       // One snapshot: the counts, hosts and reports agree with each other.
@@ -35,7 +39,7 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
           softDeleted: await countSoftDeletedInstances(trx),
           lastSyncs: await listLastHostSyncs(trx),
         }));
-      const summary = summarizeFleet(rows, options.overdueAfter * 1000);
+      const summary = summarizeFleet(rows, options.overdueAfter);
       context.print(options.json === true ? JSON.stringify(summary, null, 2) : formatFleetSummary(summary));
     });
 }
