@@ -84,7 +84,7 @@ export const syncAgentEnv = commonEnv
   })
   .transform((env) => ({
     ...common(env),
-    hosts: env.AGENT_HOSTS as readonly string[],
+    hosts: env.AGENT_HOSTS,
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     libvirtTimeoutMs: env.LIBVIRT_TIMEOUT_MS,
@@ -105,10 +105,16 @@ export const stateWriterEnv = commonEnv
     OUTBOX_RETENTION_MS: positiveInt.default(86_400_000),
     /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
     MISSING_GRACE_CYCLES: positiveInt.default(1),
+    /** An agent's clock this far from the writer's (or its observations this late) is logged at warn, per host. */
+    CLOCK_SKEW_WARN_MS: positiveInt.default(60_000),
+    /** Stale skips of one host in one batch from which a warn summary is logged (each one is logged at debug). */
+    STALE_SKIPS_WARN: positiveInt.default(10),
   })
   .transform((env) => ({
     ...common(env),
     policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
+    clockSkewWarnMs: env.CLOCK_SKEW_WARN_MS,
+    staleSkipsWarn: env.STALE_SKIPS_WARN,
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,

@@ -4,7 +4,6 @@
  * the body names each check, 503 while any fails).
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { coerceError } from './errors.ts';
 import type { Logger } from './logging.ts';
@@ -44,7 +43,9 @@ export async function startHttpServer(options: { port: number; checks: Readiness
     server.once('error', reject);
     server.listen(options.port, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  const address = server.address();
+  // Listening on a TCP port, so the address is never a pipe's path.
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
   options.log.info({ port }, 'http server listening');
   return {
     port,

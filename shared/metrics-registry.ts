@@ -8,13 +8,14 @@ import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { SERVICE_METRICS } from './metrics.ts';
 
-export type MetricsService = keyof typeof SERVICE_METRICS;
+type MetricsService = keyof typeof SERVICE_METRICS;
 
-export function isMetricsService(name: string): name is MetricsService {
+function isMetricsService(name: string): name is MetricsService {
   return Object.hasOwn(SERVICE_METRICS, name);
 }
 
-export function createServiceRegistry(service: MetricsService): Registry {
+/** `service` is the service definition's name; a name with no metrics of its own gets the common ones only. */
+export function createServiceRegistry(service: string): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -23,6 +24,6 @@ export function createServiceRegistry(service: MetricsService): Registry {
     labelNames: ['version', 'service', 'nodejs_version'] as const,
     registers: [registry],
   }).set({ version: packageJson.version, service, nodejs_version: process.version }, 1);
-  for (const metric of SERVICE_METRICS[service]) registry.registerMetric(metric);
+  for (const metric of isMetricsService(service) ? SERVICE_METRICS[service] : []) registry.registerMetric(metric);
   return registry;
 }

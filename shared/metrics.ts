@@ -102,6 +102,12 @@ export const unexpectedStops = new Counter({
   labelNames: ['power_state'] as const,
   registers,
 });
+export const agentClockOffset = new Gauge({
+  name: 'virtsync_agent_clock_offset_seconds',
+  help: "An agent's stamp minus the writer's clock at commit, newest per observing host (negative: behind, or observations delayed); shown, never used to order",
+  labelNames: ['host'] as const,
+  registers,
+});
 export const outboxBacklog = new Gauge({
   name: 'virtsync_outbox_backlog',
   help: 'Committed changes not yet published, as of the relay\'s last pass',
@@ -143,6 +149,6 @@ export const SERVICE_METRICS: Readonly<Record<'tick-producer' | 'sync-agent' | '
     ...CONSUMER_METRICS,
     ...CONNECTION_METRICS,
   ],
-  'state-writer': [writerDecisions, changesCommitted, unexpectedStops, writerBatchSize, writerCommitDuration, outboxBacklog, ...CONSUMER_METRICS, ...CONNECTION_METRICS],
+  'state-writer': [writerDecisions, changesCommitted, unexpectedStops, agentClockOffset, writerBatchSize, writerCommitDuration, outboxBacklog, ...CONSUMER_METRICS, ...CONNECTION_METRICS],
   'audit-subscriber': [...CONSUMER_METRICS, ...CONNECTION_METRICS],
 };
