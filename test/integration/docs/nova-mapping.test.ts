@@ -76,14 +76,24 @@ test('the agent reads Nova rows through the view as virtsync rows', async () => 
   const rows = await readHostInstances(virtsync, host);
   assert.deepEqual(
     rows.sort((a, b) => a.uuid.localeCompare(b.uuid)),
-    [running, busy].sort().map((uuid) => ({ uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, missedReports: 0 })),
+    [running, busy].sort().map((uuid) => ({ uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: uuid === busy ? 'powering-off' : null, missedReports: 0 })),
   );
 });
 
 test("the writer stops a running instance in Nova's terms and keeps its bookkeeping in its own table", async () => {
   const observedAt = new Date().toISOString();
-  const observation = (instanceUuid: string) => ({ observationId: randomUUID(), instanceUuid, powerState: PowerState.SHUTOFF, host, observedAt, trigger: 'tick' as const, tickId: null });
-  const result = await applyObservations(virtsync, [observation(running), observation(busy)], SEED_POLICY);
+  const observation = (instanceUuid: string, taskState: string | null, seq: number) => ({
+    observationId: randomUUID(),
+    instanceUuid,
+    powerState: PowerState.SHUTOFF,
+    expected: { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState },
+    host,
+    observedAt,
+    look: { epoch: 1, seq },
+    trigger: 'tick' as const,
+    tickId: null,
+  });
+  const result = await applyObservations(virtsync, [observation(running, null, 1), observation(busy, 'powering-off', 1)], SEED_POLICY);
   assert.deepEqual(result.outcomes, { stopped: 1, 'task-in-progress': 1 });
 
   const { rows } = await sql<{ uuid: string; power_state: number; vm_state: string }>`select uuid, power_state, vm_state from nova.instances order by uuid`.execute(cloud);
@@ -91,12 +101,16 @@ test("the writer stops a running instance in Nova's terms and keeps its bookkeep
   assert.deepEqual(byUuid[running], [4, 'stopped'], "Nova's SHUTDOWN and stopped");
   assert.deepEqual(byUuid[busy], [1, 'active'], 'a task in progress: untouched');
 
-  const state = await sql<{ uuid: string; power_state_updated_at: Date }>`select uuid, power_state_updated_at from virtsync.instance_sync_state`.execute(cloud);
-  assert.deepEqual(state.rows.map((row) => [row.uuid, row.power_state_updated_at.toISOString()]), [[running, observedAt]]);
+  const state = await sql<{ uuid: string; written_power_state: number | null }>`select uuid, written_power_state from virtsync.instance_sync_state where written_power_state is not null`.execute(cloud);
+  assert.deepEqual(state.rows.map((row) => [row.uuid, row.written_power_state]), [[running, PowerState.SHUTOFF]]);
 
-  // Read back through the view: shutoff, as the hypervisor said; a repeat observation is no change.
+  // Read back through the view: shutoff, as the hypervisor said; the next look finds it equal.
   const [viewRow] = (await readHostInstances(virtsync, host)).filter((row) => row.uuid === running);
   assert.deepEqual([viewRow?.powerState, viewRow?.vmState], [PowerState.SHUTOFF, VmState.SHUTOFF]);
-  const again = await applyObservations(virtsync, [{ ...observation(running), observedAt: new Date().toISOString() }], SEED_POLICY);
+  const again = await applyObservations(
+    virtsync,
+    [{ ...observation(running, null, 2), expected: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, taskState: null } }],
+    SEED_POLICY,
+  );
   assert.deepEqual(again.outcomes, { equal: 1 });
 });
