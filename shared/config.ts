@@ -81,6 +81,8 @@ export const syncAgentEnv = commonEnv
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+    /** For tests and drills only: shifts the agent's stamps by this much, as a clock set wrong would. Nothing is ordered by them. */
+    AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
   })
   .transform((env) => ({
     ...common(env),
@@ -91,6 +93,7 @@ export const syncAgentEnv = commonEnv
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
+    clockOffsetMs: env.AGENT_CLOCK_OFFSET_MS,
   }));
 
 export const stateWriterEnv = commonEnv

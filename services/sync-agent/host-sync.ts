@@ -39,6 +39,8 @@ export function createHostSync(deps: {
   /** Guards every database read of the agent. */
   dbBreaker: Breaker;
   lookClock: LookClock;
+  /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
+  now: () => number;
   log: Logger;
 }): HostSync {
   const publishObservations = (observations: ReadonlyArray<Omit<Observation, 'observationId'>>): Promise<unknown> =>
@@ -64,6 +66,7 @@ export function createHostSync(deps: {
     async syncHost({ host, tickId, cycle, trigger }) {
       const log = deps.log.child({ host, tickId });
       const started = Date.now();
+      const startedAt = new Date(deps.now()).toISOString();
       let comparison: HostComparison | undefined;
       let look: LookOrder | undefined;
       let error: string | null = null;
@@ -71,7 +74,7 @@ export function createHostSync(deps: {
       try {
         // What the hypervisor is compared against is read first: a cloud write after this read wins at the writer.
         const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
-        const observedAt = new Date().toISOString();
+        const observedAt = new Date(deps.now()).toISOString();
         const hypervisor = await deps.readerFor(host).read();
         look = deps.lookClock.next(epoch);
         const currentLook = look;
@@ -112,7 +115,7 @@ export function createHostSync(deps: {
         tickId,
         cycle,
         trigger,
-        startedAt: new Date(started).toISOString(),
+        startedAt,
         durationMs: Date.now() - started,
         outcome: error === null ? 'synced' : skipped ? 'skipped' : 'failed',
         error,
@@ -144,7 +147,7 @@ export function createHostSync(deps: {
       // Undefined already: only a tick can tell which row, if any, it was.
       if (identity === null) return 'gone';
       const [row, epoch] = await Promise.all([deps.dbBreaker.run(() => readLiveInstance(deps.db, identity.uuid)), deps.lookClock.epoch()]);
-      const observedAt = new Date().toISOString();
+      const observedAt = new Date(deps.now()).toISOString();
       const reading = await reader.readDomain(domainName);
       const look = deps.lookClock.next(epoch);
       // Gone, or redefined under the same name meanwhile: the next event or tick looks again.

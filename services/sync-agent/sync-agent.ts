@@ -50,7 +50,7 @@ export const syncAgent = defineService({
       if (entry === undefined) throw new Error(`host ${host} is not served by this agent`);
       return entry.reader;
     };
-    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock: createLookClock(db, dbBreaker), log });
+    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock: createLookClock(db, dbBreaker), now: () => Date.now() + config.clockOffsetMs, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));

@@ -47,6 +47,8 @@ describe('loadConfig: defaults', () => {
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
+      clockSkewWarnMs: 60_000,
+      staleSkipsWarn: 10,
     });
   });
 
@@ -68,6 +70,7 @@ describe('loadConfig: defaults', () => {
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
+      clockOffsetMs: 0,
     });
   });
 
