@@ -56,7 +56,8 @@ export function createBatchLog(config: Pick<StateWriterConfig, 'clockSkewWarnMs'
       changesCommitted.inc({ power_state: powerStateKey(change.after.powerState) });
       if (isUnexpectedStop(change)) {
         unexpectedStops.inc({ power_state: powerStateKey(change.after.powerState) });
-        log.warn({ instanceUuid: change.instanceUuid, host: change.host, powerState: powerStateKey(change.after.powerState) }, 'instance stopped unexpectedly');
+        // The fleet's news, not virtsync's trouble: the alert (VirtsyncInstancesStoppedUnexpectedly) is how operators hear of it.
+        log.info({ instanceUuid: change.instanceUuid, host: change.host, powerState: powerStateKey(change.after.powerState) }, 'instance stopped unexpectedly');
       }
       if (change.rule === 'missing') {
         log.warn({ instanceUuid: change.instanceUuid, host: change.host }, 'instance in the database but unknown to the hypervisor, power state set to NOSTATE');
