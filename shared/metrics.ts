@@ -2,7 +2,8 @@
  * Every Prometheus metric virtsync's services update. They are created unregistered; each
  * service serves only its own on a registry of its own (SERVICE_METRICS, used by
  * metrics-registry.ts). Labels are bounded: rule, state, queue, trigger, outcome, kind,
- * breaker; `host` only on gauges (one series per host at most, never on a histogram);
+ * breaker; `host` only on gauges (one series per host at most, never on a histogram: the
+ * agent's breakers and watchers, the liveness gauges);
  * never an instance.
  */
 import { Counter, Gauge, Histogram, type Metric } from 'prom-client';
@@ -56,6 +57,24 @@ export const tickLag = new Histogram({
 // Producer
 export const ticksPublished = new Counter({ name: 'virtsync_ticks_published_total', help: 'Ticks published', registers });
 export const isLeader = new Gauge({ name: 'virtsync_tick_producer_leader', help: '1 while this producer holds the leader lock', registers });
+// Host liveness: every producer exports these from the database, so a leader change moves nothing.
+export const hostLastSuccessfulSync = new Gauge({
+  name: 'virtsync_host_last_successful_sync_timestamp_seconds',
+  help: 'When the newest synced report of the host was received (database clock)',
+  labelNames: ['host'] as const,
+  registers,
+});
+export const hostsByLiveness = new Gauge({
+  name: 'virtsync_hosts',
+  help: 'Enabled hosts by liveness state (healthy, failing, unreachable)',
+  labelNames: ['liveness'] as const,
+  registers,
+});
+export const reportPathSilent = new Gauge({
+  name: 'virtsync_report_path_silent',
+  help: '1 while most hosts are silent together: the report path is down, no host is declared unreachable',
+  registers,
+});
 
 // Consumers (writer, audit subscriber, agent's ticks)
 export const messagesConsumed = new Counter({
@@ -68,6 +87,12 @@ export const messagesDeadLettered = new Counter({
   name: 'virtsync_messages_dead_lettered_total',
   help: 'Messages rejected to the dead-letter queue, by the queue they came from',
   labelNames: ['queue'] as const,
+  registers,
+});
+
+export const deadLetterQueueMessages = new Gauge({
+  name: 'virtsync_dead_letter_queue_messages',
+  help: 'Messages in the dead-letter queue, as the broker last reported (dead-lettered by virtsync or by the broker)',
   registers,
 });
 
@@ -137,7 +162,8 @@ const CONNECTION_METRICS = [breakerState, brokerConnections, brokerDisconnects];
 
 /** What each service serves besides the process metrics and virtsync_build_info. */
 export const SERVICE_METRICS: Readonly<Record<'tick-producer' | 'sync-agent' | 'state-writer' | 'audit-subscriber', readonly Metric[]>> = {
-  'tick-producer': [ticksPublished, isLeader, ...CONNECTION_METRICS],
+  // Every producer, leader or standby, exports the liveness gauges.
+  'tick-producer': [ticksPublished, isLeader, hostLastSuccessfulSync, hostsByLiveness, reportPathSilent, ...CONNECTION_METRICS],
   'sync-agent': [
     hostSyncDuration,
     instancesCompared,
@@ -149,6 +175,6 @@ export const SERVICE_METRICS: Readonly<Record<'tick-producer' | 'sync-agent' | '
     ...CONSUMER_METRICS,
     ...CONNECTION_METRICS,
   ],
-  'state-writer': [writerDecisions, changesCommitted, unexpectedStops, agentClockOffset, writerBatchSize, writerCommitDuration, outboxBacklog, ...CONSUMER_METRICS, ...CONNECTION_METRICS],
+  'state-writer': [writerDecisions, changesCommitted, unexpectedStops, agentClockOffset, deadLetterQueueMessages, writerBatchSize, writerCommitDuration, outboxBacklog, ...CONSUMER_METRICS, ...CONNECTION_METRICS],
   'audit-subscriber': [...CONSUMER_METRICS, ...CONNECTION_METRICS],
 };

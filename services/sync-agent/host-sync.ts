@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
-import { Exchange, observationRoutingKey, reportRoutingKey, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
+import { Exchange, reportRoutingKey } from '../../shared/bus/topology.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { readHostInstances, readLiveInstance } from '../../shared/db/instances.ts';
 import type { Breaker } from '../../shared/breaker.ts';
@@ -18,18 +18,20 @@ import { countMismatches, discrepanciesFound, hostSyncDuration, instancesCompare
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
-import { groupObservations, hostObservationsSchema, type Observation } from '../../shared/messages/observation.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
+import type { PowerState } from '../../shared/power-state.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
-import { type UnknownDomain, unknownDomainSchema } from '../../shared/messages/unknown-domain.ts';
+import type { VmState } from '../../shared/vm-state.ts';
+import { createAgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
+import { needsStateReason, type StateReasonReader } from './state-reason.ts';
 
 export interface HostSync {
   syncHost(tick: Pick<Tick, 'host' | 'tickId' | 'cycle' | 'trigger'>): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
-  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone'>;
+  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone' | 'outdated'>;
 }
 
 export function createHostSync(deps: {
@@ -41,26 +43,20 @@ export function createHostSync(deps: {
   lookClock: LookClock;
   /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
   now: () => number;
+  /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
+  reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
-  const publishObservations = (observations: ReadonlyArray<Omit<Observation, 'observationId'>>): Promise<unknown> =>
-    Promise.all(
-      groupObservations(observations.map((observation) => ({ observationId: randomUUID(), ...observation }))).map((message) =>
-        publishJson(deps.publisher, Exchange.observations, observationRoutingKey(message.host), encodeMessage(hostObservationsSchema, message), {
-          messageId: randomUUID(),
-          type: 'host-observations',
-        }),
-      ),
-    );
+  const publish = createAgentPublications(deps.publisher);
+  const publishObservations = publish.observations;
+  const publishUnknown = publish.unknownDomain;
 
-  const publishUnknown = (unknown: Omit<UnknownDomain, 'schemaVersion'>): Promise<void> =>
-    publishJson(
-      deps.publisher,
-      Exchange.reports,
-      unknownDomainRoutingKey(unknown.host),
-      encodeMessage(unknownDomainSchema, { schemaVersion: SCHEMA_VERSION, ...unknown }),
-      { messageId: randomUUID(), type: 'unknown-domain' },
-    );
+  /** `{}` when no reason is needed, `{ reason }` when read, null when the reading turned out outdated. */
+  const reasonIfNeeded = async (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null): Promise<{ reason?: string } | null> => {
+    if (state === null || !needsStateReason(row, state)) return {};
+    const reason = await deps.reasonFor(host, uuid, state);
+    return reason === null ? null : { reason };
+  };
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {
@@ -71,6 +67,7 @@ export function createHostSync(deps: {
       let look: LookOrder | undefined;
       let error: string | null = null;
       let skipped = false;
+      let published = 0;
       try {
         // What the hypervisor is compared against is read first: a cloud write after this read wins at the writer.
         const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
@@ -85,19 +82,17 @@ export function createHostSync(deps: {
         if (comparison.unknownUuids.length > 0) {
           log.warn({ unknown: comparison.unknownUuids.length, sample: comparison.unknownUuids.slice(0, 5) }, 'hypervisor runs domains no row places here');
         }
+        const observations = (
+          await Promise.all(
+            comparison.discrepancies.map(async ({ uuid, powerState, expected }) => {
+              const reason = await reasonIfNeeded(host, uuid, expected, powerState);
+              return reason === null ? [] : [{ instanceUuid: uuid, host, powerState, expected, ...reason, observedAt, look: currentLook, trigger: 'tick' as const, tickId }];
+            }),
+          )
+        ).flat();
+        published = observations.length;
         await Promise.all([
-          publishObservations(
-            comparison.discrepancies.map(({ uuid, powerState, expected }) => ({
-              instanceUuid: uuid,
-              host,
-              powerState,
-              expected,
-              observedAt,
-              look: currentLook,
-              trigger: 'tick',
-              tickId,
-            })),
-          ),
+          publishObservations(observations),
           ...comparison.unknownUuids.map((uuid) =>
             publishUnknown({ host, instanceUuid: uuid, powerState: hypervisor.states.get(uuid) ?? null, observedAt, trigger: 'tick' }),
           ),
@@ -125,7 +120,7 @@ export function createHostSync(deps: {
         drifted: comparison?.drifted ?? 0,
         missing: comparison?.missing ?? 0,
         unknown: comparison?.unknownUuids.length ?? 0,
-        published: error === null ? (comparison?.discrepancies.length ?? 0) : 0,
+        published: error === null ? published : 0,
         look,
       };
       recordHostMetrics(report);
@@ -158,8 +153,10 @@ export function createHostSync(deps: {
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
+      const reason = await reasonIfNeeded(host, reading.uuid, row, reading.state);
+      if (reason === null) return 'outdated';
       await publishObservations([
-        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), observedAt, look, trigger: 'event', tickId: null },
+        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), ...reason, observedAt, look, trigger: 'event', tickId: null },
       ]);
       observationsPublished.inc({ trigger: 'event' });
       return 'observation';

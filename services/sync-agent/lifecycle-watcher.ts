@@ -36,6 +36,8 @@ export function startLifecycleWatcher(options: {
     const startedAt = Date.now();
     const proc = spawn(options.virsh ?? 'virsh', ['-q', '-c', options.uri, 'event', '--all', '--loop', '--timestamp'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // The parser reads virsh's English words: a translated virsh would print others.
+      env: { ...process.env, LC_ALL: 'C' },
     });
     child = proc;
     up.set(1);
@@ -57,7 +59,7 @@ export function startLifecycleWatcher(options: {
       restartTimer = setTimeout(start, backoffMs);
       backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
     });
-    log.info({ uri: options.uri, pid: proc.pid }, 'watching libvirt lifecycle events');
+    log.info({ uri: options.uri, virshPid: proc.pid }, 'watching libvirt lifecycle events');
   };
 
   start();

@@ -20,7 +20,7 @@ import { waitFor } from '../../tools/wait-for.ts';
 import { freePort, type PrometheusServer, shortenedRules, startPrometheus } from '../helpers/prometheus-server.ts';
 import { exposedNames, metricNamesIn } from '../helpers/promql-names.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../tools/local-env/vhost.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RULES = path.join(ROOT, 'infra/prometheus/virtsync-rules.yaml');

@@ -22,6 +22,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'tail', summary: 'follow committed changes', load: async () => (await import('./tail-command.ts')).registerTailCommand },
   { name: 'history', summary: "one instance's audit trail", load: async () => (await import('./history-command.ts')).registerHistoryCommand },
   { name: 'migrate', summary: 'run the database migrations', load: async () => (await import('./migrate-command.ts')).registerMigrateCommand },
+  { name: 'dlq', summary: 'list and replay the dead-letter queue', load: async () => (await import('./dlq-command.ts')).registerDlqCommand },
+  { name: 'policies', summary: "print the broker policies' rabbitmqctl commands", load: async () => (await import('./policies-command.ts')).registerPoliciesCommand },
   { name: 'fleet', summary: 'generate a simulated fleet', load: async () => (await import('./fleet-command.ts')).registerFleetCommand },
 ];
 

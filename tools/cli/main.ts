@@ -7,7 +7,7 @@ import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError, errorCode } from '../../shared/errors.ts';
 import type { CliContext } from './cli-context.ts';
-import { ExitCode, exitCodeFor, FailedError, NotFoundError, reasonOf, RefusedError, UnreachableError, UsageError } from './cli-errors.ts';
+import { ExitCode, exitCodeFor, FailedError, NotFoundError, ProblemsFoundError, reasonOf, RefusedError, UnreachableError, UsageError } from './cli-errors.ts';
 import { chosenCommand, COMMANDS } from './command-catalog.ts';
 
 const EXIT_CODES = `
@@ -68,7 +68,7 @@ setTimeout(() => process.exit(exitCode), 2_000).unref();
 
 /** One line: what failed and, for an unexpected error, its first cause; a hint where there is an obvious one. */
 function describeFailure(err: unknown): string {
-  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof FailedError || err instanceof UnreachableError || err instanceof RefusedError) return err.message;
+  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof FailedError || err instanceof ProblemsFoundError || err instanceof UnreachableError || err instanceof RefusedError) return err.message;
   // Names every bad variable, one per line.
   if (err instanceof ConfigError) return err.message;
   if (!(err instanceof Error)) return reasonOf(err);

@@ -18,7 +18,7 @@ import { waitFor } from '../../../tools/wait-for.ts';
 import { runCli } from '../../helpers/cli-process.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-host.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const host = `d2-${randomBytes(3).toString('hex')}`;
 const idle = `${host}-idle`;

@@ -22,7 +22,7 @@ import { DEFAULT_FLEET, planFleet } from '../../../tools/fleet/fleet-plan.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { runCli, startCli } from '../../helpers/cli-process.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 let database: TestDatabase;
 let vhost: TestVhost;
@@ -123,7 +123,7 @@ describe('fleet and status', () => {
     const status = await runCli(['status', '--json'], fleetEnv);
     assert.equal(status.code, 0, status.stderr);
     const summary = JSON.parse(status.stdout);
-    assert.deepEqual(summary.hosts, { registered: 3, enabled: 3, overdue: 3, unregisteredWithInstances: 0 });
+    assert.deepEqual(summary.hosts, { registered: 3, enabled: 3, overdue: 3, failing: 0, unreachable: 0, unregisteredWithInstances: 0 });
     assert.equal(summary.instances.live, plan.instances.length);
     assert.equal(summary.instances.softDeleted, 0);
     assert.deepEqual(nonZero(summary.instances.byPowerState), expectedPower);
