@@ -13,6 +13,7 @@ import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
 import { Exchange } from '../shared/bus/topology.ts';
 import { CONTRACTS } from '../shared/messages/contracts.ts';
+import { livenessStateSchema } from '../shared/messages/host-liveness.ts';
 import { POWER_STATES, powerStateKey } from '../shared/power-state.ts';
 
 export const ASYNCAPI_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../docs/asyncapi.yaml');
@@ -56,6 +57,13 @@ const CHANNELS: Record<string, ChannelSpec> = {
     description: 'A domain a hypervisor runs that no instances row places on that host. Reported, never written.',
     producer: 'sync-agent',
   },
+  hostLiveness: {
+    contract: 'host-liveness',
+    exchange: { name: Exchange.reports, type: 'topic' },
+    address: 'host.{host}.{liveness}',
+    description: "A host's liveness changed (healthy, failing, unreachable), published by the tick producer's leader after it is stored, at least once (dedupe on `transitionId`). Bind e.g. `host.#` or `host.*.unreachable`.",
+    producer: 'tick-producer',
+  },
   changes: {
     contract: 'change-event',
     exchange: { name: Exchange.changes, type: 'topic' },
@@ -69,6 +77,7 @@ const CHANNELS: Record<string, ChannelSpec> = {
 const PARAMETERS = {
   host: { description: 'The compute host, as one routing word: dots become `_` (`cmp-1.dc1` → `cmp-1_dc1`); the tick exchange (direct) uses the name as is.' },
   powerState: { description: 'The new power state, by lower-case name.', enum: POWER_STATES.map(powerStateKey) },
+  liveness: { description: "The host's new liveness.", enum: [...livenessStateSchema.options] },
 };
 
 function payloadOf(contract: ContractName): unknown {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,10 @@ describe('npm run build', () => {
     outDir = await mkdtemp(path.join(ROOT, 'var', 'dist-'));
     const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
     await run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', outDir], { cwd: ROOT });
+    // As `npm run build` does: the compiled addon loader looks for the addon beside itself.
+    const addon = 'native/libvirt-bulk/build/Release/virtsync_libvirt_bulk.node';
+    await mkdir(path.dirname(path.join(outDir, addon)), { recursive: true });
+    await copyFile(path.join(ROOT, addon), path.join(outDir, addon));
   });
   after(async () => {
     await rm(outDir, { recursive: true, force: true });
