@@ -1,6 +1,6 @@
 /**
  * A Prometheus of the test's own: Debian's `prometheus` binary on a free port with a data
- * directory of its own, scraping the given targets every second and evaluating virtsync's
+ * directory of its own, scraping the given targets every 2 s and evaluating virtsync's
  * rules every second, with each alert's `for` shortened so a test sees it fire in seconds.
  * Removed (process and directory) by close().
  */
@@ -50,7 +50,8 @@ export async function startPrometheus(options: { jobs: Record<string, string[]>;
   await writeFile(
     path.join(dir, 'prometheus.yaml'),
     stringify({
-      global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
+      // A scrape may take a while on a loaded machine (the writer counts the fleet at scrape time): 2 s.
+      global: { scrape_interval: '2s', scrape_timeout: '1900ms', evaluation_interval: '1s' },
       rule_files: ['rules.yaml'],
       scrape_configs: Object.entries(options.jobs).map(([job, targets]) => ({ job_name: job, static_configs: [{ targets }] })),
     }),
