@@ -8,9 +8,11 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError, errorCode } from '../../shared/errors.ts';
 import { createCliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, ProblemsFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { registerDlqCommand } from './dlq-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
+import { registerPoliciesCommand } from './policies-command.ts';
 import { registerStatusCommand } from './status-command.ts';
 import { registerSyncCommand } from './sync-command.ts';
 import { registerTailCommand } from './tail-command.ts';
@@ -47,6 +49,8 @@ registerTailCommand(program, context);
 registerHistoryCommand(program, context);
 registerMigrateCommand(program, context);
 registerFleetCommand(program, context);
+registerDlqCommand(program, context);
+registerPoliciesCommand(program, context);
 
 let exitCode: number = ExitCode.ok;
 try {
