@@ -28,6 +28,19 @@ export function needsStateReason(row: { vmState: VmState }, state: PowerState): 
   return row.vmState === VmState.MIGRATING && STATE_WORDS.has(state);
 }
 
+/** What an observation carries of the reason: `{}` when none is needed, `{ reason }` when read, null when the reading turned out outdated. */
+export async function stateReasonFields(
+  reasonFor: StateReasonReader,
+  host: string,
+  uuid: string,
+  row: { vmState: VmState },
+  state: PowerState | null,
+): Promise<{ reason?: string } | null> {
+  if (state === null || !needsStateReason(row, state)) return {};
+  const reason = await reasonFor(host, uuid, state);
+  return reason === null ? null : { reason };
+}
+
 /** `paused (migrating)` → { state: 'paused', reason: 'migrating' }. */
 export function parseDomstate(output: string): { state: string; reason: string } {
   const text = output.trim();
