@@ -26,7 +26,7 @@ import { waitFor } from '../../tools/wait-for.ts';
 import { type BusRecorder, recordBus } from '../faults/harness/bus-recorder.ts';
 import { type BusProbe, openBusProbe } from '../helpers/bus-probe.ts';
 import { createTestDatabase } from '../helpers/test-database.ts';
-import { createTestVhost } from '../helpers/test-vhost.ts';
+import { createTestVhost } from '../../tools/local-env/vhost.ts';
 
 export const H1 = 'qemu-h1';
 export const H2 = 'qemu-h2';
