@@ -99,7 +99,7 @@ export const syncAgent = defineService({
     });
 
     if (config.lifecycleEvents) {
-      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now });
+      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now, reasonFor });
       const events = createEventCoalescer({
         syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
         syncMany: (host, domainNames) =>
