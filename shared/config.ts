@@ -9,9 +9,17 @@ import { hostNameSchema } from './host-name.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 
+/** A URL of one of these schemes: an http:// AMQP_URL is a configuration error, not a broker that cannot be reached. */
+function urlWithScheme(schemes: readonly string[]) {
+  return z
+    .string()
+    .url()
+    .refine((value) => !URL.canParse(value) || schemes.includes(new URL(value).protocol), `must start with ${schemes.map((scheme) => `${scheme}//`).join(' or ')}`);
+}
+
 const commonEnv = z.object({
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/virtsync'),
-  AMQP_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672/'),
+  DATABASE_URL: urlWithScheme(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/virtsync'),
+  AMQP_URL: urlWithScheme(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672/'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a graceful shutdown may take before the process exits non-zero. */
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),

@@ -3,12 +3,11 @@
  * rows (one indexed read, before libvirt is asked, as every look does), one bulk read of the
  * host, and the named domains' observations in as few messages as the contract allows. Per
  * domain it decides what the single-domain path decides: no live row here → unknown domain,
- * otherwise needsObservation against the row read first, with libvirt's reason where the
- * writer needs it (a MIGRATING row).
+ * otherwise needsObservation against the row read first.
  */
 import type { Breaker } from '../../shared/breaker.ts';
 import type { Db } from '../../shared/db/database.ts';
-import { readHostInstances } from '../../shared/db/instances.ts';
+import { type HostInstance, readHostInstances } from '../../shared/db/instances.ts';
 import { discrepanciesFound, observationsPublished } from '../../shared/metrics.ts';
 import type { Observation } from '../../shared/messages/observation.ts';
 import type { UnknownDomain } from '../../shared/messages/unknown-domain.ts';
@@ -16,14 +15,12 @@ import type { AgentPublications } from './agent-publications.ts';
 import { expectedRowOf, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
-import { reasonIfNeeded, type StateReasonReader } from './state-reason.ts';
+import { type StateReasonReader, stateReasonFields } from './state-reason.ts';
 
 export interface DomainBatchOutcome {
   observed: number;
   unknown: number;
   inSync: number;
-  /** Read in a state whose reason no longer matched when asked (a migration moving on): the next look decides. */
-  outdated: number;
   /** Names libvirt no longer knows (or in a state virtsync does not know): only a tick can tell which row. */
   gone: number;
 }
@@ -40,7 +37,7 @@ export function createDomainBatchSync(deps: {
   lookClock: LookClock;
   /** The agent's clock for observedAt (shown and audited, never used to order anything). */
   now: () => number;
-  /** libvirt's reason for a state, read only where the writer needs it (as the single-domain path does). */
+  /** libvirt's reason for a state, where the writer needs it (a migrating row's PAUSED or SHUTOFF). */
   reasonFor: StateReasonReader;
 }): DomainBatchSync {
   return {
@@ -51,10 +48,9 @@ export function createDomainBatchSync(deps: {
       const look = deps.lookClock.next(epoch);
       const rowOf = new Map(rows.map((row) => [row.uuid, row]));
       const names = new Set(domainNames);
-      const observations: Array<Omit<Observation, 'observationId'>> = [];
+      const candidates: Array<{ row: HostInstance; observation: Omit<Observation, 'observationId'> }> = [];
       const unknown: Array<Omit<UnknownDomain, 'schemaVersion'>> = [];
       let found = 0;
-      let outdated = 0;
       for (const name of names) {
         const uuid = snapshot.uuidOfName(name);
         const state = uuid === undefined ? undefined : snapshot.states.get(uuid);
@@ -63,22 +59,23 @@ export function createDomainBatchSync(deps: {
         const row = rowOf.get(uuid);
         if (row === undefined) unknown.push({ host, instanceUuid: uuid, powerState: state, observedAt, trigger: 'event' });
         else if (needsObservation(row, state)) {
-          // Rare (a MIGRATING row), so one at a time: the reason is one virsh call.
-          const reason = await reasonIfNeeded(deps.reasonFor, host, uuid, row, state);
-          if (reason === null) outdated++;
-          else observations.push({ instanceUuid: uuid, host, powerState: state, expected: expectedRowOf(row), ...reason, observedAt, look, trigger: 'event', tickId: null });
+          const observation = { instanceUuid: uuid, host, powerState: state, expected: expectedRowOf(row), observedAt, look, trigger: 'event' as const, tickId: null };
+          candidates.push({ row, observation });
         }
       }
+      // A reading whose reason turned out outdated is not published: the next look decides.
+      const observations = (
+        await Promise.all(
+          candidates.map(async ({ row, observation }) => {
+            const reason = await stateReasonFields(deps.reasonFor, host, observation.instanceUuid, row, observation.powerState);
+            return reason === null ? [] : [{ ...observation, ...reason }];
+          }),
+        )
+      ).flat();
       await Promise.all([observations.length > 0 ? deps.publish.observations(observations) : undefined, ...unknown.map((u) => deps.publish.unknownDomain(u))]);
       observationsPublished.inc({ trigger: 'event' }, observations.length);
       discrepanciesFound.inc({ kind: 'unknown' }, unknown.length);
-      return {
-        observed: observations.length,
-        unknown: unknown.length,
-        outdated,
-        inSync: found - observations.length - unknown.length - outdated,
-        gone: names.size - found,
-      };
+      return { observed: observations.length, unknown: unknown.length, inSync: found - observations.length - unknown.length, gone: names.size - found };
     },
   };
 }

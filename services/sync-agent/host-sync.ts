@@ -26,7 +26,7 @@ import { createAgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
-import { reasonIfNeeded as readReasonIfNeeded, type StateReasonReader } from './state-reason.ts';
+import { type StateReasonReader, stateReasonFields } from './state-reason.ts';
 
 export interface HostSync {
   syncHost(tick: Pick<Tick, 'host' | 'tickId' | 'cycle' | 'trigger'>): Promise<HostReport>;
@@ -51,8 +51,8 @@ export function createHostSync(deps: {
   const publishObservations = publish.observations;
   const publishUnknown = publish.unknownDomain;
 
-  const reasonIfNeeded = (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null): Promise<{ reason?: string } | null> =>
-    readReasonIfNeeded(deps.reasonFor, host, uuid, row, state);
+  const reasonIfNeeded = (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null) =>
+    stateReasonFields(deps.reasonFor, host, uuid, row, state);
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {
@@ -161,7 +161,7 @@ export function createHostSync(deps: {
 }
 
 function recordHostMetrics(report: HostReport): void {
-  hostSyncDuration.observe({ host: report.host, outcome: report.outcome }, report.durationMs / 1000);
+  hostSyncDuration.observe({ outcome: report.outcome }, report.durationMs / 1000);
   if (report.outcome !== 'synced') return;
   instancesCompared.inc(report.compared);
   discrepanciesFound.inc({ kind: 'drifted' }, report.drifted);

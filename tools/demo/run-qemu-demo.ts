@@ -6,7 +6,6 @@
  * Nova way. It waits until every change is committed and audited and the rows equal the
  * hypervisors, and reports in the demo's summary. Everything it started is removed.
  */
-import os from 'node:os';
 import type { Kysely } from 'kysely';
 import { countUnpublished } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
@@ -15,7 +14,7 @@ import { bootInstance, compareWithHypervisors, migrateNovaWay, type QemuInstance
 import { type QemuHosts, startQemuHosts } from '../qemu/qemu-hosts.ts';
 import { waitFor } from '../wait-for.ts';
 import { watchBus } from './bus-watch.ts';
-import type { DemoSummary } from './run-demo.ts';
+import { concludeDemo, type DemoSummary } from './demo-summary.ts';
 import { type ServiceProcess, startServiceProcess } from './service-process.ts';
 
 export const QEMU_DEMO_HOSTS = ['qemu-h1', 'qemu-h2'] as const;
@@ -107,7 +106,8 @@ export async function runQemuDemo(db: Kysely<Database>, options: QemuDemoOptions
     const expected = new Map<SyncRule, number>();
     for (const change of CHANGES) expected.set(change.rule, (expected.get(change.rule) ?? 0) + 1);
     const rules = [...new Set([...expected.keys(), ...found.keys()])].map((rule) => ({ rule, expected: expected.get(rule) ?? 0, found: found.get(rule) ?? 0 }));
-    const summary: DemoSummary = {
+    return concludeDemo(
+      {
       hosts: QEMU_DEMO_HOSTS.length,
       instances: instances.length,
       compared: reports.reduce((sum, r) => sum + r.compared, 0),
@@ -121,17 +121,9 @@ export async function runQemuDemo(db: Kysely<Database>, options: QemuDemoOptions
       mismatches: mismatches.map((m) => ({ uuid: m.uuid, scenario: 'qemu', expected: m.expected, actual: m.actual })),
       serviceExitCodes,
       timingsMs: { generate: generatedAt - started, cycle: cycleDoneAt - generatedAt, commit: committedAt - cycleDoneAt, total: Date.now() - started },
-      machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
-      ok: false,
-    };
-    summary.ok =
-      mismatches.length === 0 &&
-      watch.invalid.length === 0 &&
-      auditRows === rowsCommitted &&
-      summary.eventsReceivedDownstream === rowsCommitted &&
-      rules.every((r) => r.expected === r.found) &&
-      Object.values(serviceExitCodes).every((code) => code === 0);
-    return summary;
+      },
+      watch.invalid.length,
+    );
   } finally {
     await Promise.all(services.map((service) => service.stop()));
     await watch.close();
