@@ -91,8 +91,8 @@ export async function runConnectedService<S extends z.ZodType<CommonConfig>>(opt
     service: options.service,
     env: options.env,
     async start({ config, log }) {
-      const db = createDatabase({ url: config.databaseUrl, log, maxConnections: options.maxDatabaseConnections?.(config) });
-      const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${options.service}`, log });
+      const db = createDatabase({ url: config.databaseUrl, tls: config.databaseTls, log, maxConnections: options.maxDatabaseConnections?.(config) });
+      const bus = connectBus({ url: config.amqpUrl, tls: config.amqpTls, name: `virtsync ${options.service}`, log });
       const running = await options.start({ config, log, db, bus });
       return {
         checks: running.checks,

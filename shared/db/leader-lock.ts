@@ -6,7 +6,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { TlsFiles } from '../config.ts';
 import type { Logger } from '../logging.ts';
+import { connectionSettings } from './connect.ts';
 
 export interface LeaderLock {
   /** Resolves once this process is the leader; rejects if `signal` aborts first. */
@@ -18,7 +20,7 @@ export interface LeaderLock {
   release(): Promise<void>;
 }
 
-export function createLeaderLock(options: { url: string; name: string; retryMs: number; checkMs: number; log: Logger }): LeaderLock {
+export function createLeaderLock(options: { url: string; tls?: TlsFiles | undefined; name: string; retryMs: number; checkMs: number; log: Logger }): LeaderLock {
   const log = options.log.child({ component: 'leader-lock', lock: options.name });
   let client: pg.Client | undefined;
   let held = false;
@@ -39,7 +41,7 @@ export function createLeaderLock(options: { url: string; name: string; retryMs: 
   };
 
   const tryOnce = async (): Promise<boolean> => {
-    const candidate = new pg.Client({ connectionString: options.url, application_name: `virtsync ${options.name}` });
+    const candidate = new pg.Client({ ...connectionSettings(options.url, options.tls), application_name: `virtsync ${options.name}` });
     candidate.on('error', (err) => drop('lock connection failed', err));
     await candidate.connect();
     const { rows } = await candidate.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [options.name]);

@@ -6,9 +6,9 @@
  */
 import { once } from 'node:events';
 import { type Kysely, sql } from 'kysely';
-import { type BusConnection, connectBus } from '../../shared/bus/connect.ts';
+import { brokerFailureHint, type BusConnection, connectBus } from '../../shared/bus/connect.ts';
 import { type CommonConfig, loadConfig, toolsEnv } from '../../shared/config.ts';
-import { createDatabase } from '../../shared/db/connect.ts';
+import { createDatabase, databaseFailureHint } from '../../shared/db/connect.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { describeTarget, reasonOf, UnreachableError } from './cli-errors.ts';
@@ -49,13 +49,13 @@ export function createCliContext(options: { env: Record<string, string | undefin
     async database() {
       if (db !== undefined) return db;
       const url = context.config().databaseUrl;
-      const candidate = createDatabase({ url, log: context.log(), maxConnections: 2 });
+      const candidate = createDatabase({ url, tls: context.config().databaseTls, log: context.log(), maxConnections: 2 });
       try {
         await withTimeout(sql`select 1`.execute(candidate), CONNECT_TIMEOUT_MS);
       } catch (err) {
         // Not awaited: a pool still trying to connect may not end promptly, and the process is about to exit.
         void candidate.destroy().catch(() => undefined);
-        throw new UnreachableError('database', describeTarget(url), reasonOf(err), err);
+        throw new UnreachableError('database', describeTarget(url), withHint(reasonOf(err), databaseFailureHint(err)), err);
       }
       db = candidate;
       return db;
@@ -63,12 +63,12 @@ export function createCliContext(options: { env: Record<string, string | undefin
     async bus() {
       if (bus !== undefined) return bus;
       const url = context.config().amqpUrl;
-      const candidate = connectBus({ url, name: 'virtsync cli', log: context.log() });
+      const candidate = connectBus({ url, tls: context.config().amqpTls, name: 'virtsync cli', log: context.log() });
       try {
         await firstConnect(candidate, CONNECT_TIMEOUT_MS);
       } catch (err) {
         await candidate.close().catch(() => undefined);
-        throw new UnreachableError('broker', describeTarget(url), reasonOf(err), err);
+        throw new UnreachableError('broker', describeTarget(url), withHint(reasonOf(err), brokerFailureHint(url, err)), err);
       }
       bus = candidate;
       return bus;
@@ -123,4 +123,8 @@ function sleepThenFail(timeoutMs: number, signal: AbortSignal): Promise<never> {
     const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
   });
+}
+
+function withHint(reason: string, hint: string | undefined): string {
+  return hint === undefined ? reason : `${reason} (${hint})`;
 }

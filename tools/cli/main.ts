@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../../shared/errors.ts';
+import { redactSecrets } from '../../shared/redact.ts';
 import { createCliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
 import { registerFleetCommand } from './fleet-command.ts';
@@ -54,8 +55,8 @@ try {
 } catch (err) {
   exitCode = exitCodeFor(err);
   // Commander has already printed its own message (or the help).
-  if (!(err instanceof CommanderError)) process.stderr.write(`${commandName}: ${describeFailure(err)}\n`);
-  if (program.opts<{ verbose?: boolean }>().verbose === true && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+  if (!(err instanceof CommanderError)) process.stderr.write(`${commandName}: ${redactSecrets(describeFailure(err))}\n`);
+  if (program.opts<{ verbose?: boolean }>().verbose === true && err instanceof Error) process.stderr.write(`${redactSecrets(err.stack ?? '')}\n`);
 } finally {
   await context.close().catch((err: unknown) => process.stderr.write(`${commandName}: closing connections failed: ${reasonOf(err)}\n`));
 }
