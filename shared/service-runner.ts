@@ -6,6 +6,8 @@
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { type BusConnection, connectBus } from './bus/connect.ts';
+import { verifyCoreTopology } from './bus/topology.ts';
+import { awaitTopology } from './bus/topology-gate.ts';
 import { type CommonConfig, loadConfig } from './config.ts';
 import { createDatabase } from './db/connect.ts';
 import type { Database } from './db/database.ts';
@@ -93,6 +95,7 @@ export async function runConnectedService<S extends z.ZodType<CommonConfig>>(opt
     async start({ config, log }) {
       const db = createDatabase({ url: config.databaseUrl, tls: config.databaseTls, log, maxConnections: options.maxDatabaseConnections?.(config) });
       const bus = connectBus({ url: config.amqpUrl, tls: config.amqpTls, name: `virtsync ${options.service}`, log });
+      if (config.busTopology === 'verify') await awaitTopology(bus, { what: 'core', check: verifyCoreTopology, log });
       const running = await options.start({ config, log, db, bus });
       return {
         checks: running.checks,

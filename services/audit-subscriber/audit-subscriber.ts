@@ -10,7 +10,7 @@ import { createDatabaseBreaker } from '../../shared/breaker.ts';
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
-import { declareCoreTopology, Queue } from '../../shared/bus/topology.ts';
+import { coreTopology, Queue } from '../../shared/bus/topology.ts';
 import type { AuditSubscriberConfig } from '../../shared/config.ts';
 import { appendAuditEntries } from '../../shared/db/audit-log.ts';
 import type { AuditEntry, Database } from '../../shared/db/database.ts';
@@ -46,8 +46,9 @@ export async function startAuditSubscriber(deps: {
 }): Promise<RunningService> {
   const { config, db, bus } = deps;
   const log = deps.log.child({ component: 'audit-subscriber' });
-  const publisher = createPublisher(bus, { name: 'audit-subscriber.dead-letter', log, setup: declareCoreTopology });
-  const batching = { batchSize: config.batchSize, lingerMs: config.batchLingerMs, publisher };
+  const setup = coreTopology(config.busTopology);
+  const publisher = createPublisher(bus, { name: 'audit-subscriber.dead-letter', log, setup });
+  const batching = { batchSize: config.batchSize, lingerMs: config.batchLingerMs, publisher, setup };
   const dbBreaker = createDatabaseBreaker(config, log);
 
   const changes = await startBatchConsumer(bus, {

@@ -5,9 +5,10 @@
 import type { Kysely } from 'kysely';
 import { createDatabaseBreaker } from '../../shared/breaker.ts';
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
+import type { Delivery } from '../../shared/bus/consumer.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher } from '../../shared/bus/publisher.ts';
-import { declareCoreTopology, Queue } from '../../shared/bus/topology.ts';
+import { coreTopology, Queue } from '../../shared/bus/topology.ts';
 import type { StateWriterConfig } from '../../shared/config.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -18,6 +19,7 @@ import type { RunningService } from '../../shared/service-runner.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
 import { applyObservations, type BatchResult } from './apply-observations.ts';
 import { startOutboxRelay } from './outbox-relay.ts';
+import { refusedPublisher } from './publisher-check.ts';
 
 export async function startStateWriter(deps: {
   config: StateWriterConfig;
@@ -27,7 +29,7 @@ export async function startStateWriter(deps: {
 }): Promise<RunningService> {
   const { config, db, bus } = deps;
   const log = deps.log.child({ component: 'state-writer' });
-  const publisher = createPublisher(bus, { name: 'state-writer.publish', log, setup: declareCoreTopology });
+  const publisher = createPublisher(bus, { name: 'state-writer.publish', log, setup: coreTopology(config.busTopology) });
   const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, retentionMs: config.outboxRetentionMs, log });
   const dbBreaker = createDatabaseBreaker(config, log);
   const consumer = await startBatchConsumer(bus, {
@@ -63,7 +65,9 @@ export async function startStateWriter(deps: {
 export function observationIntake<R>(config: StateWriterConfig, write: (observations: Observation[]) => Promise<R>) {
   return {
     queue: Queue.stateWriter,
+    setup: coreTopology(config.busTopology),
     schema: hostObservationsSchema,
+    admit: (message: HostObservations, delivery: Delivery) => refusedPublisher(config.publishers, delivery.message.properties.userId, message.host),
     batchSize: config.batchSize,
     weigh: (message: HostObservations) => message.observations.length,
     lingerMs: config.batchLingerMs,

@@ -36,6 +36,8 @@ export function createHostSync(deps: {
   readerFor: (host: string) => HypervisorReader;
   /** Guards every database read of the agent. */
   dbBreaker: Breaker;
+  /** The agent's broker user, stamped on every message as AMQP user_id (the writer checks it against the host). */
+  publishAs?: string | undefined;
   log: Logger;
 }): HostSync {
   const publishObservations = (observations: ReadonlyArray<Omit<Observation, 'observationId'>>): Promise<unknown> =>
@@ -44,6 +46,7 @@ export function createHostSync(deps: {
         publishJson(deps.publisher, Exchange.observations, observationRoutingKey(message.host), encodeMessage(hostObservationsSchema, message), {
           messageId: randomUUID(),
           type: 'host-observations',
+          userId: deps.publishAs,
         }),
       ),
     );
@@ -54,7 +57,7 @@ export function createHostSync(deps: {
       Exchange.reports,
       unknownDomainRoutingKey(unknown.host),
       encodeMessage(unknownDomainSchema, { schemaVersion: SCHEMA_VERSION, ...unknown }),
-      { messageId: randomUUID(), type: 'unknown-domain' },
+      { messageId: randomUUID(), type: 'unknown-domain', userId: deps.publishAs },
     );
 
   return {
@@ -113,6 +116,7 @@ export function createHostSync(deps: {
       await publishJson(deps.publisher, Exchange.reports, reportRoutingKey(host), encodeMessage(hostReportSchema, report), {
         messageId: randomUUID(),
         type: 'host-report',
+        userId: deps.publishAs,
       });
       if (error === null) {
         const { dbCount, compared, drifted, missing, unknown, durationMs } = report;

@@ -7,11 +7,13 @@
  */
 import type { Kysely } from 'kysely';
 import { type Breaker, createBreaker, createDatabaseBreaker } from '../../shared/breaker.ts';
+import { brokerUser } from '../../shared/bus/broker-user.ts';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { type Delivery, startConsumer } from '../../shared/bus/consumer.ts';
 import { deadLetter } from '../../shared/bus/dead-letter.ts';
-import { createPublisher } from '../../shared/bus/publisher.ts';
-import { declareCoreTopology, declareTickQueue, tickQueue } from '../../shared/bus/topology.ts';
+import { createPublisher, type Publisher } from '../../shared/bus/publisher.ts';
+import { coreTopology, tickQueue, tickQueues, type TopologyMode } from '../../shared/bus/topology.ts';
+import { awaitTopology } from '../../shared/bus/topology-gate.ts';
 import { createInFlight, createLimiter } from '../../shared/concurrency.ts';
 import type { SyncAgentConfig } from '../../shared/config.ts';
 import type { Database } from '../../shared/db/database.ts';
@@ -55,18 +57,18 @@ export async function startSyncAgent(deps: {
   );
   const dbBreaker = createDatabaseBreaker(config, log);
   const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
-  const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: declareCoreTopology });
-  const sync = createHostSync({ db: deps.db, publisher, readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, log });
+  const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: coreTopology(config.busTopology) });
+  const sync = createHostSync({ db: deps.db, publisher, publishAs: brokerUser(config.amqpUrl, config.amqpTls), readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, log });
   const limiter = createLimiter(config.hostConcurrency);
   const inFlight = createInFlight();
+
+  const rejectTick = (delivery: Delivery, reason: string): Promise<void> => rejectInvalidTick(config.busTopology, publisher, delivery, reason, log);
 
   const handleTick = async (delivery: Delivery): Promise<void> => {
     const parsed = parseMessage(tickSchema, delivery.message.content);
     const queueHost = hostOfQueue.get(delivery.queue);
-    if (!parsed.ok) return deadLetter(publisher, delivery, parsed.reason, log);
-    if (parsed.value.host !== queueHost) {
-      return deadLetter(publisher, delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`, log);
-    }
+    if (!parsed.ok) return rejectTick(delivery, parsed.reason);
+    if (parsed.value.host !== queueHost) return rejectTick(delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`);
     const tick = parsed.value;
     tickLag.observe(Math.max(0, Date.now() - Date.parse(tick.scheduledAt)) / 1000);
     try {
@@ -79,14 +81,15 @@ export async function startSyncAgent(deps: {
     messagesConsumed.inc({ queue: delivery.queue });
   };
 
+  if (config.busTopology === 'verify') await awaitTopology(bus, { what: 'tick queues', check: tickQueues('verify', config.hosts), log });
   const consumer = await startConsumer(bus, {
     name: 'sync-agent.ticks',
     log,
     queues: [...hostOfQueue.keys()],
     prefetch: 1,
     setup: async (channel) => {
-      await declareCoreTopology(channel);
-      for (const host of config.hosts) await declareTickQueue(channel, host);
+      await coreTopology(config.busTopology)(channel);
+      await tickQueues(config.busTopology, config.hosts)(channel);
     },
     onDelivery: (delivery) => inFlight.track(handleTick(delivery)),
   });
@@ -131,6 +134,18 @@ export async function startSyncAgent(deps: {
       return stopped;
     },
   };
+}
+
+/**
+ * A tick that can never be processed. Declared topology: dead-lettered by the agent with the
+ * reason. Provisioned topology: agents may not write to the dead-letter exchange (a compromised
+ * host could forge entries there), so the tick is rejected without requeue and its reason
+ * logged; the next tick supersedes it anyway.
+ */
+async function rejectInvalidTick(mode: TopologyMode, publisher: Publisher, delivery: Delivery, reason: string, log: Logger): Promise<void> {
+  if (mode === 'declare') return deadLetter(publisher, delivery, reason, log);
+  log.error({ queue: delivery.queue, reason, messageId: delivery.message.properties.messageId }, 'invalid tick rejected');
+  delivery.reject();
 }
 
 /** Every libvirt call of a host through that host's breaker: one hung hypervisor cannot hold up the others. */

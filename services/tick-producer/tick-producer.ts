@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { BusConnection } from '../../shared/bus/connect.ts';
 import { createPublisher, publishJson } from '../../shared/bus/publisher.ts';
-import { declareCoreTopology, declareTickQueue, Exchange } from '../../shared/bus/topology.ts';
+import { coreTopology, declareTickQueue, Exchange } from '../../shared/bus/topology.ts';
 import { createInFlight } from '../../shared/concurrency.ts';
 import type { TickProducerConfig } from '../../shared/config.ts';
 import { listEnabledHosts } from '../../shared/db/compute-hosts.ts';
@@ -41,13 +41,17 @@ export function startTickProducer(deps: {
   const { config, db, bus, lock } = deps;
   const intervalMs = config.tickIntervalMs;
   const log = deps.log.child({ component: 'tick-producer' });
-  const publisher = createPublisher(bus, { name: 'tick-producer.publish', log, setup: declareCoreTopology });
+  const publisher = createPublisher(bus, { name: 'tick-producer.publish', log, setup: coreTopology(config.busTopology) });
   const declared = new Set<string>();
   const stopping = new AbortController();
   const unconfirmed = createInFlight();
 
-  /** New hosts' tick queues, declared in one pipelined setup (and again after every reconnect). */
+  /**
+   * New hosts' tick queues, declared in one pipelined setup (and again after every reconnect).
+   * Provisioned topology: `virtsync hosts add` declared them, and the producer may not.
+   */
   const declareNewHosts = async (hosts: readonly string[]): Promise<void> => {
+    if (config.busTopology === 'verify') return;
     const fresh = hosts.filter((host) => !declared.has(host));
     if (fresh.length === 0) return;
     await publisher.addSetup((channel: Parameters<typeof declareTickQueue>[0]) => Promise.all(fresh.map((host) => declareTickQueue(channel, host))));

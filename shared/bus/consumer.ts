@@ -15,6 +15,8 @@ export interface Delivery {
   ack(): void;
   /** Requeue for a retryable failure; the queue's delivery limit dead-letters a message that keeps failing. */
   requeue(): void;
+  /** Reject without requeue: the broker dead-letters it if the queue has a dead-letter exchange, else drops it. */
+  reject(): void;
 }
 
 export interface Consumer {
@@ -69,6 +71,7 @@ export async function startConsumer(
           message,
           ack: () => settle(origin, message, (ch) => ch.ack(message)),
           requeue: () => settle(origin, message, (ch) => ch.nack(message, false, true)),
+          reject: () => settle(origin, message, (ch) => ch.nack(message, false, false)),
         });
       },
       { prefetch: options.prefetch, noAck: false },
