@@ -70,8 +70,15 @@ export interface HostSyncReportsTable {
   received_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+/** Which host an agent's database login may read (migration 0005; written by `virtsync hosts add`). */
+export interface AgentLoginsTable {
+  login: string;
+  host: string;
+}
+
 export interface Database {
   compute_hosts: ComputeHostsTable;
+  agent_logins: AgentLoginsTable;
   instances: InstancesTable;
   change_outbox: ChangeOutboxTable;
   audit_log: AuditLogTable;

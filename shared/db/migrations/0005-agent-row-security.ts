@@ -1,0 +1,39 @@
+// Frozen once merged: later changes go in a new, higher-numbered migration.
+//
+// An agent reads only its own host's instances. Each agent logs in as its own role (a member
+// of virtsync_agent, created by `virtsync hosts add`), mapped to its host in agent_logins,
+// which only operators write. Row-level security filters instances for virtsync_agent by
+// that mapping; every other service role keeps seeing every row. A login with no mapping
+// sees nothing.
+import { type Kysely, sql } from 'kysely';
+
+const STATEMENTS = [
+  `create table agent_logins (
+     login name primary key,
+     host text not null unique references compute_hosts (host)
+   )`,
+  // SECURITY DEFINER so agents need no privilege on agent_logins (the fleet's host list is not
+  // theirs to read). Inside it current_user is the owner, so the caller's login is an argument.
+  `create function agent_host(login name) returns text
+     language sql stable security definer set search_path = public
+     as $$ select host from agent_logins where agent_logins.login = agent_host.login $$`,
+  'revoke all on function agent_host(name) from public',
+  'grant execute on function agent_host(name) to virtsync_agent',
+  'alter table instances enable row level security',
+  'create policy instances_agent_own_host on instances for select to virtsync_agent using (host = agent_host(current_user))',
+  'create policy instances_writer on instances for all to virtsync_writer using (true) with check (true)',
+  'create policy instances_reader on instances for select to virtsync_reader using (true)',
+];
+
+export async function up(db: Kysely<any>): Promise<void> {
+  for (const statement of STATEMENTS) await sql.raw(statement).execute(db);
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  for (const policy of ['instances_agent_own_host', 'instances_writer', 'instances_reader']) {
+    await sql.raw(`drop policy if exists ${policy} on instances`).execute(db);
+  }
+  await sql.raw('alter table instances disable row level security').execute(db);
+  await sql.raw('drop function if exists agent_host(name)').execute(db);
+  await sql.raw('drop table if exists agent_logins').execute(db);
+}
