@@ -186,6 +186,16 @@ export const auditSubscriberEnv = commonEnv
 
 export const toolsEnv = commonEnv.superRefine(checkTls).transform(common);
 
+/** What `virtsync hosts add|remove` needs besides the operator's DATABASE_URL and AMQP_URL. */
+export const provisioningEnv = z
+  .object({
+    /** RabbitMQ's management API with an administrator's credentials (https:// in production; a private CA through NODE_EXTRA_CA_CERTS). */
+    RABBITMQ_MANAGEMENT_URL: z.string().url().default('http://guest:guest@127.0.0.1:15672/api'),
+  })
+  .transform((env) => ({ managementUrl: env.RABBITMQ_MANAGEMENT_URL }));
+
+export type ProvisioningConfig = Readonly<z.output<typeof provisioningEnv>>;
+
 export type TickProducerConfig = Readonly<z.output<typeof tickProducerEnv>>;
 export type SyncAgentConfig = Readonly<z.output<typeof syncAgentEnv>>;
 export type StateWriterConfig = Readonly<z.output<typeof stateWriterEnv>>;

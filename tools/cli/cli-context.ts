@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { type Kysely, sql } from 'kysely';
 import { brokerFailureHint, type BusConnection, connectBus } from '../../shared/bus/connect.ts';
-import { type CommonConfig, loadConfig, toolsEnv } from '../../shared/config.ts';
+import { type CommonConfig, loadConfig, type ProvisioningConfig, provisioningEnv, toolsEnv } from '../../shared/config.ts';
 import { createDatabase, databaseFailureHint } from '../../shared/db/connect.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -20,6 +20,8 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export interface CliContext {
   /** Parsed on first use, so `--help` and argument errors never need a valid environment. */
   config(): CommonConfig;
+  /** The management API settings of `hosts add|remove`. */
+  provisioning(): ProvisioningConfig;
   log(): Logger;
   database(): Promise<Kysely<Database>>;
   bus(): Promise<BusConnection>;
@@ -41,6 +43,9 @@ export function createCliContext(options: { env: Record<string, string | undefin
     config() {
       config ??= loadConfig(toolsEnv, options.env);
       return config;
+    },
+    provisioning() {
+      return loadConfig(provisioningEnv, options.env);
     },
     log() {
       log ??= createCliLogger({ verbose: options.verbose() });

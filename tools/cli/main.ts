@@ -9,8 +9,10 @@ import { ConfigError } from '../../shared/errors.ts';
 import { redactSecrets } from '../../shared/redact.ts';
 import { createCliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { registerBusCommand } from './bus-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
+import { registerHostsCommand } from './hosts-command.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
 import { registerStatusCommand } from './status-command.ts';
 import { registerSyncCommand } from './sync-command.ts';
@@ -20,6 +22,11 @@ const EXIT_CODES = `
 Environment:
   DATABASE_URL  PostgreSQL (default postgres://postgres@127.0.0.1:5432/virtsync)
   AMQP_URL      RabbitMQ, vhost included (default amqp://guest:guest@127.0.0.1:5672/)
+  AMQP_CA_FILE, AMQP_CERT_FILE, AMQP_KEY_FILE, DATABASE_CA_FILE, DATABASE_CERT_FILE, DATABASE_KEY_FILE
+                TLS (see docs/security.md)
+  RABBITMQ_MANAGEMENT_URL
+                management API with an administrator's credentials (hosts add|remove;
+                default http://guest:guest@127.0.0.1:15672/api)
 
 Exit codes:
   0  done
@@ -48,6 +55,8 @@ registerTailCommand(program, context);
 registerHistoryCommand(program, context);
 registerMigrateCommand(program, context);
 registerFleetCommand(program, context);
+registerBusCommand(program, context);
+registerHostsCommand(program, context);
 
 let exitCode: number = ExitCode.ok;
 try {
