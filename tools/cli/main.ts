@@ -46,7 +46,10 @@ const program = new Command('virtsync')
 const context = createCliContext({ env: process.env, verbose: () => program.opts<{ verbose?: boolean }>().verbose === true });
 let commandName = 'virtsync';
 program.hook('preAction', (_program, actionCommand) => {
-  commandName = `virtsync ${actionCommand.name()}`;
+  // `virtsync hosts add`, not `virtsync add`.
+  const names: string[] = [];
+  for (let command: Command | null = actionCommand; command !== null && command !== program; command = command.parent) names.unshift(command.name());
+  commandName = `virtsync ${names.join(' ')}`;
 });
 
 registerStatusCommand(program, context);

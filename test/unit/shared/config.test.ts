@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   auditSubscriberEnv,
   loadConfig,
@@ -18,6 +19,9 @@ const COMMON_DEFAULTS = {
   databaseTimeoutMs: 30_000,
   breakerResetMs: 30_000,
   httpPort: 9464,
+  amqpTls: undefined,
+  databaseTls: undefined,
+  busTopology: 'declare',
 };
 
 /** Asserts a ConfigError whose message names every variable in `names`. */
@@ -47,6 +51,7 @@ describe('loadConfig: defaults', () => {
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
+      publishers: { required: false, fleet: [] },
     });
   });
 
@@ -129,6 +134,45 @@ describe('loadConfig: AGENT_HOSTS', () => {
       assert.match(message, /not a valid host name/);
     });
   }
+});
+
+describe('loadConfig: TLS and identities', () => {
+  // Any file that exists stands in for a mounted CA, certificate or key.
+  const file = fileURLToPath(import.meta.url);
+
+  test('amqps:// with a CA, a client certificate and a database CA', () => {
+    const config = loadConfig(toolsEnv, {
+      AMQP_URL: 'amqps://broker.example/virtsync',
+      AMQP_CA_FILE: file,
+      AMQP_CERT_FILE: file,
+      AMQP_KEY_FILE: file,
+      DATABASE_CA_FILE: file,
+      BUS_TOPOLOGY: 'verify',
+    });
+    assert.deepEqual(config.amqpTls, { caFile: file, certFile: file, keyFile: file });
+    assert.deepEqual(config.databaseTls, { caFile: file, certFile: undefined, keyFile: undefined });
+    assert.equal(config.busTopology, 'verify');
+  });
+
+  const refused: { name: string; env: Record<string, string>; variable: string; says: RegExp }[] = [
+    { name: 'a CA with plain-text amqp://', env: { AMQP_URL: 'amqp://u:s3cret@broker/', AMQP_CA_FILE: file }, variable: 'AMQP_URL', says: /must be amqps:\/\/ \(TLS\)/ },
+    { name: 'amqps:// without a CA', env: { AMQP_URL: 'amqps://u:s3cret@broker/' }, variable: 'AMQP_CA_FILE', says: /CA to verify the broker/ },
+    { name: 'a certificate without its key', env: { DATABASE_CA_FILE: file, DATABASE_CERT_FILE: file }, variable: 'DATABASE_KEY_FILE', says: /go together/ },
+    { name: 'a client certificate without TLS', env: { DATABASE_CERT_FILE: file, DATABASE_KEY_FILE: file }, variable: 'DATABASE_CA_FILE', says: /needs TLS/ },
+    { name: 'a file that is not there', env: { DATABASE_CA_FILE: '/nonexistent/ca.crt' }, variable: 'DATABASE_CA_FILE', says: /no such file/ },
+  ];
+  for (const { name, env, variable, says } of refused) {
+    test(`${name} is refused, naming ${variable}, without quoting a password`, () => {
+      const message = assertConfigError(() => loadConfig(toolsEnv, env), [variable]);
+      assert.match(message, says);
+      assert.doesNotMatch(message, /s3cret/);
+    });
+  }
+
+  test('the writer: publisher checks on, with the simulator allowed to report on any host', () => {
+    const config = loadConfig(stateWriterEnv, { WRITER_REQUIRE_PUBLISHER: 'true', WRITER_FLEET_PUBLISHERS: 'virtsync-simulator, demo' });
+    assert.deepEqual(config.publishers, { required: true, fleet: ['virtsync-simulator', 'demo'] });
+  });
 });
 
 describe('loadConfig: bad values', () => {
