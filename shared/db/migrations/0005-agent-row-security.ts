@@ -20,7 +20,10 @@ const STATEMENTS = [
   'revoke all on function agent_host(name) from public',
   'grant execute on function agent_host(name) to virtsync_agent',
   'alter table instances enable row level security',
-  'create policy instances_agent_own_host on instances for select to virtsync_agent using (host = agent_host(current_user))',
+  // The sub-select makes the host an InitPlan, looked up once per query rather than once per row
+  // (a SECURITY DEFINER function is never inlined): calling it per row doubled a 100-row host's
+  // read (bench:agent-row-security, docs/security.md).
+  'create policy instances_agent_own_host on instances for select to virtsync_agent using (host = (select agent_host(current_user)))',
   'create policy instances_writer on instances for all to virtsync_writer using (true) with check (true)',
   'create policy instances_reader on instances for select to virtsync_reader using (true)',
 ];
