@@ -129,7 +129,7 @@ export const syncAgentEnv = commonEnv
   .superRefine(checkTls)
   .transform((env) => ({
     ...common(env),
-    hosts: env.AGENT_HOSTS as readonly string[],
+    hosts: env.AGENT_HOSTS,
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     libvirtTimeoutMs: env.LIBVIRT_TIMEOUT_MS,

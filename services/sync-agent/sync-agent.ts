@@ -5,28 +5,25 @@
  * a domain once its events have settled: drift is caught in about a second, and the
  * ticks remain the safety net.
  */
-import type { Kysely } from 'kysely';
-import { type Breaker, createBreaker, createDatabaseBreaker } from '../../shared/breaker.ts';
+import { type Breaker, createBreaker } from '../../shared/breaker.ts';
 import { brokerUser } from '../../shared/bus/broker-user.ts';
-import type { BusConnection } from '../../shared/bus/connect.ts';
 import { type Delivery, startConsumer } from '../../shared/bus/consumer.ts';
 import { deadLetter } from '../../shared/bus/dead-letter.ts';
-import { createPublisher, type Publisher } from '../../shared/bus/publisher.ts';
+import type { Publisher } from '../../shared/bus/publisher.ts';
 import { coreTopology, tickQueue, tickQueues, type TopologyMode } from '../../shared/bus/topology.ts';
 import { awaitTopology } from '../../shared/bus/topology-gate.ts';
-import { createInFlight, createLimiter } from '../../shared/concurrency.ts';
-import type { SyncAgentConfig } from '../../shared/config.ts';
-import type { Database } from '../../shared/db/database.ts';
+import { createInFlight, createLimiter, type InFlight } from '../../shared/concurrency.ts';
+import { type SyncAgentConfig, syncAgentEnv } from '../../shared/config.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { messagesConsumed, tickLag } from '../../shared/metrics.ts';
 import { parseMessage } from '../../shared/messages/codec.ts';
 import { tickSchema } from '../../shared/messages/tick.ts';
-import type { RunningService } from '../../shared/service-runner.ts';
+import { type Closer, defineService } from '../../shared/service-runner.ts';
 import { createDebouncer } from './debouncer.ts';
-import { createHostSync } from './host-sync.ts';
+import { createHostSync, type HostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
-import { type LifecycleWatcher, startLifecycleWatcher } from './lifecycle-watcher.ts';
+import { startLifecycleWatcher } from './lifecycle-watcher.ts';
 
 /**
  * The agent's database pool: a host's rows are one short indexed read, and in production
@@ -36,105 +33,76 @@ export function agentDatabaseConnections(config: Pick<SyncAgentConfig, 'hostConc
   return Math.min(config.hostConcurrency, 4);
 }
 
-export async function startSyncAgent(deps: {
-  config: SyncAgentConfig;
-  db: Kysely<Database>;
-  bus: BusConnection;
-  log: Logger;
-}): Promise<RunningService> {
-  const { config, bus } = deps;
-  const log = deps.log.child({ component: 'sync-agent' });
-  const uriOf = (host: string): string => config.libvirtUri.replaceAll('{host}', host);
-  const libvirtBreakers: Breaker[] = [];
-  const readers = new Map<string, HypervisorReader>(
-    config.hosts.map((host) => {
-      const hostLog = log.child({ host });
-      const reader = createLibvirtReader({ uri: uriOf(host), concurrency: config.libvirtConcurrency, log: hostLog });
-      const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log: hostLog, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
-      libvirtBreakers.push(breaker);
-      return [host, guardReader(reader, breaker)];
-    }),
-  );
-  const dbBreaker = createDatabaseBreaker(config, log);
-  const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
-  const publisher = createPublisher(bus, { name: 'sync-agent.publish', log, setup: coreTopology(config.busTopology) });
-  const sync = createHostSync({ db: deps.db, publisher, publishAs: brokerUser(config.amqpUrl, config.amqpTls), readerFor: (host) => readers.get(host) as HypervisorReader, dbBreaker, log });
-  const limiter = createLimiter(config.hostConcurrency);
-  const inFlight = createInFlight();
-
-  const rejectTick = (delivery: Delivery, reason: string): Promise<void> => rejectInvalidTick(config.busTopology, publisher, delivery, reason, log);
-
-  const handleTick = async (delivery: Delivery): Promise<void> => {
-    const parsed = parseMessage(tickSchema, delivery.message.content);
-    const queueHost = hostOfQueue.get(delivery.queue);
-    if (!parsed.ok) return rejectTick(delivery, parsed.reason);
-    if (parsed.value.host !== queueHost) return rejectTick(delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`);
-    const tick = parsed.value;
-    tickLag.observe(Math.max(0, Date.now() - Date.parse(tick.scheduledAt)) / 1000);
-    try {
-      await limiter.run(() => sync.syncHost(tick));
-    } catch (err) {
-      // Only the report publish can fail here; the next tick redoes the host anyway.
-      log.error({ err: coerceError(err), host: tick.host }, 'host report not published');
-    }
-    delivery.ack();
-    messagesConsumed.inc({ queue: delivery.queue });
-  };
-
-  if (config.busTopology === 'verify') await awaitTopology(bus, { what: 'tick queues', check: tickQueues('verify', config.hosts), log });
-  const consumer = await startConsumer(bus, {
-    name: 'sync-agent.ticks',
-    log,
-    queues: [...hostOfQueue.keys()],
-    prefetch: 1,
-    setup: async (channel) => {
-      await coreTopology(config.busTopology)(channel);
-      await tickQueues(config.busTopology, config.hosts)(channel);
-    },
-    onDelivery: (delivery) => inFlight.track(handleTick(delivery)),
-  });
-
-  const watchers: LifecycleWatcher[] = [];
-  // Keys are host + NUL + domain name: neither can contain a NUL.
-  const debouncer = createDebouncer(config.eventDebounceMs, (key) => {
-    const [host, domainName] = key.split('\u0000') as [string, string];
-    inFlight.track(
-      sync.syncDomain(host, domainName).then(
-        (outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event'),
-        (err: unknown) => log.warn({ err: coerceError(err), host, domainName }, 'domain not observed after lifecycle event, the next tick covers it'),
-      ),
-    );
-  });
-  if (config.lifecycleEvents) {
-    for (const host of config.hosts) {
-      watchers.push(
-        startLifecycleWatcher({ uri: uriOf(host), log: log.child({ host }), onEvent: (event) => debouncer.push(`${host}\u0000${event.domainName}`) }),
-      );
-    }
-  }
-  log.info({ hosts: config.hosts.length, lifecycleEvents: config.lifecycleEvents }, 'consuming ticks');
-
-  let stopped: Promise<void> | undefined;
-  return {
-    checks: () => ({
-      broker: bus.isConnected(),
-      database: dbBreaker.state() !== 'open',
-      libvirt: libvirtBreakers.every((breaker) => breaker.state() !== 'open'),
-    }),
-    stop() {
-      stopped ??= (async () => {
-        await Promise.all(watchers.map((watcher) => watcher.stop()));
-        debouncer.clear();
-        await consumer.cancel();
-        await inFlight.settled();
-        await consumer.close();
-        await publisher.close();
-        await Promise.all([...readers.values()].map((reader) => reader.close()));
-      })();
-      return stopped;
-    },
-  };
+/** One served host: its libvirt reader behind its own breaker, so one hung hypervisor cannot hold up the others. */
+interface ServedHost {
+  reader: HypervisorReader;
+  breaker: Breaker;
 }
+
+export const syncAgent = defineService({
+  name: 'sync-agent',
+  env: syncAgentEnv,
+  maxDatabaseConnections: agentDatabaseConnections,
+  async start({ config, log, db, bus, publisher, dbBreaker, defer }) {
+    const uriOf = (host: string): string => config.libvirtUri.replaceAll('{host}', host);
+    const served = new Map(config.hosts.map((host) => [host, serveHost(host, uriOf(host), config, log.child({ host }))]));
+    defer(() => Promise.all([...served.values()].map(({ reader }) => reader.close())).then(() => undefined));
+    const readerFor = (host: string): HypervisorReader => {
+      const entry = served.get(host);
+      if (entry === undefined) throw new Error(`host ${host} is not served by this agent`);
+      return entry.reader;
+    };
+    // Stamped as user_id on everything the agent publishes: the broker vouches for it, the writer checks it.
+    const sync = createHostSync({ db, publisher, publishAs: brokerUser(config.amqpUrl, config.amqpTls), readerFor, dbBreaker, log });
+    const limiter = createLimiter(config.hostConcurrency);
+    const inFlight = createInFlight();
+    const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
+
+    const rejectTick = (delivery: Delivery, reason: string): Promise<void> => rejectInvalidTick(config.busTopology, publisher, delivery, reason, log);
+
+    const handleTick = async (delivery: Delivery): Promise<void> => {
+      const parsed = parseMessage(tickSchema, delivery.message.content);
+      const queueHost = hostOfQueue.get(delivery.queue);
+      if (!parsed.ok) return rejectTick(delivery, parsed.reason);
+      if (parsed.value.host !== queueHost) return rejectTick(delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`);
+      const tick = parsed.value;
+      tickLag.observe(Math.max(0, Date.now() - Date.parse(tick.scheduledAt)) / 1000);
+      try {
+        await limiter.run(() => sync.syncHost(tick));
+      } catch (err) {
+        // Only the report publish can fail here; the next tick redoes the host anyway.
+        log.error({ err: coerceError(err), host: tick.host }, 'host report not published');
+      }
+      delivery.ack();
+      messagesConsumed.inc({ queue: delivery.queue });
+    };
+
+    // Provisioned topology: `virtsync hosts add` declares each host's tick queue; until then the agent waits.
+    if (config.busTopology === 'verify') await awaitTopology(bus, { what: 'tick queues', check: tickQueues('verify', config.hosts), log });
+    const consumer = await startConsumer(bus, {
+      name: 'sync-agent.ticks',
+      log,
+      queues: [...hostOfQueue.keys()],
+      prefetch: 1,
+      setup: async (channel) => {
+        await coreTopology(config.busTopology)(channel);
+        await tickQueues(config.busTopology, config.hosts)(channel);
+      },
+      onDelivery: (delivery) => inFlight.track(handleTick(delivery)),
+    });
+    defer(async () => {
+      await consumer.cancel();
+      await inFlight.settled();
+      await consumer.close();
+    });
+
+    if (config.lifecycleEvents) {
+      for (const host of config.hosts) watchLifecycle(host, { uri: uriOf(host), debounceMs: config.eventDebounceMs, sync, inFlight, log: log.child({ host }), defer });
+    }
+    log.info({ hosts: config.hosts.length, lifecycleEvents: config.lifecycleEvents }, 'consuming ticks');
+    return { checks: () => ({ libvirt: [...served.values()].every(({ breaker }) => breaker.state() !== 'open') }) };
+  },
+});
 
 /**
  * A tick that can never be processed. Declared topology: dead-lettered by the agent with the
@@ -148,11 +116,34 @@ async function rejectInvalidTick(mode: TopologyMode, publisher: Publisher, deliv
   delivery.reject();
 }
 
-/** Every libvirt call of a host through that host's breaker: one hung hypervisor cannot hold up the others. */
-function guardReader(reader: HypervisorReader, breaker: Breaker): HypervisorReader {
+function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logger): ServedHost {
+  const reader = createLibvirtReader({ uri, concurrency: config.libvirtConcurrency, log });
+  const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
   return {
-    read: () => breaker.run(() => reader.read()),
-    readDomain: (name) => breaker.run(() => reader.readDomain(name)),
-    close: () => reader.close(),
+    breaker,
+    reader: {
+      read: () => breaker.run(() => reader.read()),
+      readDomain: (name) => breaker.run(() => reader.readDomain(name)),
+      close: () => reader.close(),
+    },
   };
+}
+
+/** Observes a host's domains once their lifecycle events have settled (one debouncer per host, keyed by domain name). */
+function watchLifecycle(
+  host: string,
+  deps: { uri: string; debounceMs: number; sync: HostSync; inFlight: InFlight; log: Logger; defer: (closer: Closer) => void },
+): void {
+  const { sync, inFlight, log } = deps;
+  const debouncer = createDebouncer(deps.debounceMs, (domainName) => {
+    inFlight.track(
+      sync.syncDomain(host, domainName).then(
+        (outcome) => log.debug({ domainName, outcome }, 'domain observed after lifecycle event'),
+        (err: unknown) => log.warn({ err: coerceError(err), domainName }, 'domain not observed after lifecycle event, the next tick covers it'),
+      ),
+    );
+  });
+  deps.defer(() => debouncer.clear());
+  const watcher = startLifecycleWatcher({ uri: deps.uri, log, onEvent: (event) => debouncer.push(event.domainName) });
+  deps.defer(() => watcher.stop());
 }

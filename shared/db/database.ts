@@ -1,5 +1,5 @@
 /** The typed shape of virtsync's tables, as kysely sees them. Columns are snake_case. */
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Kysely, Selectable } from 'kysely';
 import type { PowerState } from '../power-state.ts';
 import type { VmState } from '../vm-state.ts';
 
@@ -87,4 +87,7 @@ export interface Database {
 
 export type InstanceRow = Selectable<InstancesTable>;
 export type NewInstance = Insertable<InstancesTable>;
-export type AuditEntry = Insertable<AuditLogTable>;
+
+/** What query functions take first: the pool, or a transaction the caller owns (a transaction is a Kysely). */
+export type Db = Kysely<Database>;
+

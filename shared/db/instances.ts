@@ -1,10 +1,8 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { PowerState } from '../power-state.ts';
 import type { InstanceSnapshot } from '../sync-rules.ts';
 import type { VmState } from '../vm-state.ts';
-import type { Database } from './database.ts';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import type { Database, Db } from './database.ts';
 
 /** What an agent needs of a row to compare it with its hypervisor. */
 export interface HostInstance {

@@ -5,11 +5,11 @@
  */
 import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
-import { ConfigError } from '../../shared/errors.ts';
+import { ConfigError, errorCode } from '../../shared/errors.ts';
 import { redactSecrets } from '../../shared/redact.ts';
+import { registerBusCommand } from './bus-command.ts';
 import { createCliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
-import { registerBusCommand } from './bus-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
 import { registerHostsCommand } from './hosts-command.ts';
@@ -88,5 +88,5 @@ function describeFailure(err: unknown): string {
 
 function hasCode(err: unknown, code: string, depth = 0): boolean {
   if (!(err instanceof Error) || depth > 8) return false;
-  return (err as { code?: unknown }).code === code || hasCode(err.cause, code, depth + 1);
+  return errorCode(err) === code || hasCode(err.cause, code, depth + 1);
 }

@@ -9,8 +9,8 @@ import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { Exchange, reportRoutingKey } from '../../../shared/bus/topology.ts';
 import { auditSubscriberEnv, loadConfig } from '../../../shared/config.ts';
 import type { HostReport } from '../../../shared/messages/host-report.ts';
-import type { RunningService } from '../../../shared/service-runner.ts';
-import { startAuditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
+import { auditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
@@ -29,7 +29,7 @@ before(async () => {
   probe = await openBusProbe(vhost.amqpUrl);
   bus = connectBus({ url: vhost.amqpUrl, name: 'test audit', log: testLogger });
   const config = loadConfig(auditSubscriberEnv, { DATABASE_URL: database.url, AMQP_URL: vhost.amqpUrl, AUDIT_BATCH_LINGER_MS: '10' });
-  subscriber = await startAuditSubscriber({ config, db: database.db, bus, log: testLogger });
+  subscriber = await startService(auditSubscriber, { config, db: database.db, bus, log: testLogger });
 });
 
 after(async () => {

@@ -10,8 +10,8 @@ import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { loadConfig, stateWriterEnv } from '../../../shared/config.ts';
 import type { Observation } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
-import type { RunningService } from '../../../shared/service-runner.ts';
-import { startStateWriter } from '../../../services/state-writer/state-writer.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
+import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { publishObservations } from '../../helpers/observations.ts';
@@ -46,7 +46,7 @@ after(async () => {
 
 async function startWriter(): Promise<void> {
   const config = loadConfig(stateWriterEnv, { DATABASE_URL: database.url, AMQP_URL: vhost.amqpUrl, MISSING_GRACE_CYCLES: '3', WRITER_BATCH_LINGER_MS: '10' });
-  writer = await startStateWriter({ config, db: database.db, bus, log: testLogger });
+  writer = await startService(stateWriter, { config, db: database.db, bus, log: testLogger });
 }
 
 function observation(powerState: PowerState | null): Observation {

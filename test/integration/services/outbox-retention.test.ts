@@ -10,8 +10,8 @@ import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { Exchange } from '../../../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv } from '../../../shared/config.ts';
 import { PowerState } from '../../../shared/power-state.ts';
-import type { RunningService } from '../../../shared/service-runner.ts';
-import { startStateWriter } from '../../../services/state-writer/state-writer.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
+import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { publishObservations } from '../../helpers/observations.ts';
@@ -42,7 +42,7 @@ before(async () => {
     OUTBOX_POLL_MS: '100',
     OUTBOX_RETENTION_MS: String(RETENTION_MS),
   });
-  writer = await startStateWriter({ config, db: database.db, bus, log: testLogger });
+  writer = await startService(stateWriter, { config, db: database.db, bus, log: testLogger });
 });
 
 after(async () => {

@@ -21,10 +21,10 @@ import { type ChangeEvent, changeEventSchema } from '../../../shared/messages/ch
 import { parseMessage } from '../../../shared/messages/codec.ts';
 import { groupObservations, type Observation } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
-import type { RunningService } from '../../../shared/service-runner.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
 import type { UpdateRule } from '../../../shared/sync-rules.ts';
 import { VmState } from '../../../shared/vm-state.ts';
-import { startStateWriter } from '../../../services/state-writer/state-writer.ts';
+import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { publishObservations } from '../../helpers/observations.ts';
@@ -57,7 +57,7 @@ before(async () => {
   changes = await probe.collect(Exchange.changes, 'instance.#');
   const bus = connectBus({ url: vhost.amqpUrl, name: 'test state-writer a', log: testLogger });
   buses.push(bus);
-  writerA = await startStateWriter({ config: writerConfig(), db: database.db, bus, log: logs.logger('a') });
+  writerA = await startService(stateWriter, { config: writerConfig(), db: database.db, bus, log: logs.logger('a') });
 });
 
 after(async () => {
@@ -476,7 +476,7 @@ test('(f) two writers on overlapping batches of 2,000 observations over 200 inst
   const busB = connectBus({ url: vhost.amqpUrl, name: 'test state-writer b', log: testLogger });
   buses.push(busB);
   // Smaller batches on B: more, shorter transactions cutting across A's.
-  writerB = await startStateWriter({ config: writerConfig({ WRITER_BATCH_SIZE: '100' }), db: dbB, bus: busB, log: logs.logger('b') });
+  writerB = await startService(stateWriter, { config: writerConfig({ WRITER_BATCH_SIZE: '100' }), db: dbB, bus: busB, log: logs.logger('b') });
   // startStateWriter resolves before its bus has connected; the consumer registers once it has.
   await waitFor('both writers to consume the queue', async () => (await probe.channel.checkQueue(Queue.stateWriter)).consumerCount === 2, WAIT);
 

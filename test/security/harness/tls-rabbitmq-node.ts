@@ -65,7 +65,8 @@ export async function startTlsRabbitmqNode(options: { dir: string; certificates:
     RABBITMQ_ADVANCED_CONFIG_FILE: path.join(dir, 'advanced.config'),
     RABBITMQ_CONF_ENV_FILE: path.join(dir, 'rabbitmq-env.conf'),
   };
-  const ctl = async (args: string[]): Promise<string> => (await run(`${SBIN}/rabbitmqctl`, ['-n', nodeName, ...args], { env })).stdout;
+  // cwd in the node's directory: an Erlang VM that crashes writes erl_crash.dump there, not in the checkout.
+  const ctl = async (args: string[]): Promise<string> => (await run(`${SBIN}/rabbitmqctl`, ['-n', nodeName, ...args], { env, cwd: dir })).stdout;
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
@@ -74,7 +75,7 @@ export async function startTlsRabbitmqNode(options: { dir: string; certificates:
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await run(`${SBIN}/rabbitmq-server`, ['-detached'], { env });
+    await run(`${SBIN}/rabbitmq-server`, ['-detached'], { env, cwd: dir });
     await ctl(['wait', '--timeout', '120', env.RABBITMQ_PID_FILE]);
     await ctl(['await_startup', '--timeout', '120']);
   } catch (err) {

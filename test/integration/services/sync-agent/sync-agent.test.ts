@@ -11,7 +11,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Message } from 'amqplib';
 import type { z } from 'zod';
-import { startSyncAgent } from '../../../../services/sync-agent/sync-agent.ts';
+import { syncAgent } from '../../../../services/sync-agent/sync-agent.ts';
 import { connectBus, type BusConnection } from '../../../../shared/bus/connect.ts';
 import { declareTickQueue, Exchange, observationRoutingKey, Queue, REASON_HEADER, tickQueue } from '../../../../shared/bus/topology.ts';
 import { loadConfig, syncAgentEnv } from '../../../../shared/config.ts';
@@ -23,7 +23,7 @@ import { hostObservationsSchema, type Observation, observationsOf } from '../../
 import { type Tick, tickSchema } from '../../../../shared/messages/tick.ts';
 import { unknownDomainSchema } from '../../../../shared/messages/unknown-domain.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
-import type { RunningService } from '../../../../shared/service-runner.ts';
+import { type RunningService, startService } from '../../../../shared/service-runner.ts';
 import type { VmState } from '../../../../shared/vm-state.ts';
 import type { SimulatedDomain } from '../../../../tools/fleet/node-xml.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
@@ -117,7 +117,7 @@ before(async () => {
     // A test:/// host is private to the process that opens it: a `virsh event` child could never see its changes.
     AGENT_LIFECYCLE_EVENTS: 'false',
   });
-  agent = await startSyncAgent({ config, db: database.db, bus, log: testLogger });
+  agent = await startService(syncAgent, { config, db: database.db, bus, log: testLogger });
 });
 
 after(async () => {

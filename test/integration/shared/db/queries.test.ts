@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { type KyselyPlugin, sql } from 'kysely';
 import { appendAuditEntries } from '../../../../shared/db/audit-log.ts';
 import { claimUnpublished, countUnpublished, deletePublishedBefore, insertOutboxEvents, markPublished } from '../../../../shared/db/change-outbox.ts';
-import type { AuditEntry, NewInstance } from '../../../../shared/db/database.ts';
+import type { NewInstance } from '../../../../shared/db/database.ts';
+import type { ChangeEvent } from '../../../../shared/messages/change-event.ts';
 import { lockInstances, readHostInstances, writeSyncStates } from '../../../../shared/db/instances.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
 import { VmState } from '../../../../shared/vm-state.ts';
@@ -249,20 +250,18 @@ describe('change_outbox', () => {
 });
 
 describe('audit_log', () => {
-  function entry(): AuditEntry {
+  function entry(): ChangeEvent {
     return {
-      event_id: randomUUID(),
-      instance_uuid: randomUUID(),
+      schemaVersion: 1,
+      eventId: randomUUID(),
+      instanceUuid: randomUUID(),
       host: hostA,
       rule: 'stopped',
-      reason: 'the hypervisor reports the instance stopped while the cloud had it active',
-      before_power_state: PowerState.RUNNING,
-      after_power_state: PowerState.SHUTOFF,
-      before_vm_state: VmState.ACTIVE,
-      after_vm_state: VmState.SHUTOFF,
-      observation_id: randomUUID(),
-      observed_at: '2025-01-01T00:00:00.000Z',
-      committed_at: '2025-01-01T00:00:01.000Z',
+      before: { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE },
+      after: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
+      observationId: randomUUID(),
+      observedAt: '2025-01-01T00:00:00.000Z',
+      committedAt: '2025-01-01T00:00:01.000Z',
     };
   }
 
@@ -273,9 +272,9 @@ describe('audit_log', () => {
     assert.equal(await appendAuditEntries(database.db, [c]), 0);
     assert.equal(await appendAuditEntries(database.db, []), 0);
 
-    const rows = await database.db.selectFrom('audit_log').selectAll().where('event_id', 'in', [a.event_id, b.event_id, c.event_id]).execute();
+    const rows = await database.db.selectFrom('audit_log').selectAll().where('event_id', 'in', [a.eventId, b.eventId, c.eventId]).execute();
     assert.equal(rows.length, 3);
-    const stored = rows.find((row) => row.event_id === b.event_id);
+    const stored = rows.find((row) => row.event_id === b.eventId);
     assert.equal(stored?.rule, 'stopped', 'the first write wins');
     assert.deepEqual(stored?.observed_at, new Date('2025-01-01T00:00:00.000Z'));
     assert.ok(stored?.recorded_at instanceof Date);
@@ -284,7 +283,7 @@ describe('audit_log', () => {
   test('a duplicate event_id inside one batch is recorded once', async () => {
     const d = entry();
     assert.equal(await appendAuditEntries(database.db, [d, { ...d }]), 1);
-    const rows = await database.db.selectFrom('audit_log').select('event_id').where('event_id', '=', d.event_id).execute();
+    const rows = await database.db.selectFrom('audit_log').select('event_id').where('event_id', '=', d.eventId).execute();
     assert.equal(rows.length, 1);
   });
 });
