@@ -134,6 +134,8 @@ export async function runService<S extends z.ZodType<CommonConfig>>(definition: 
     process.exit(2);
   }
   const log = createLogger({ service: definition.name, level: config.logLevel });
+  // The effective settings, for whoever debugs a deployment; the logger redacts the URLs' passwords.
+  log.debug({ config }, 'configuration loaded');
   const connections = createClosers();
   let stopping = false;
   let service: RunningService;

@@ -14,6 +14,11 @@ export interface TlsOptions {
   rejectUnauthorized: true;
 }
 
+/**
+ * A fresh object on every call, one per connection: node-postgres makes `key` non-enumerable on
+ * the object it is given, and amqplib copies only enumerable keys, so a shared object would
+ * lose its key for whoever comes second.
+ */
 export function readTlsOptions(files: TlsFiles): TlsOptions {
   const options: TlsOptions = { ca: [readFileSync(files.caFile)], rejectUnauthorized: true };
   if (files.certFile !== undefined && files.keyFile !== undefined) {

@@ -26,7 +26,7 @@ export interface TlsPostgresCluster {
 /** pg_ident map name the agents' certificate logins go through (see docs/security.md). */
 export const AGENT_CERT_MAP = 'virtsync-agents';
 
-export async function startTlsPostgresCluster(options: { name: string; certificates: TestCertificates }): Promise<TlsPostgresCluster> {
+export async function startTlsPostgresCluster(options: { name: string; certificates: TestCertificates; plainText?: boolean }): Promise<TlsPostgresCluster> {
   const { name, certificates } = options;
   const port = await freePort();
   const confDir = `/etc/postgresql/${VERSION}/${name}`;
@@ -65,6 +65,8 @@ export async function startTlsPostgresCluster(options: { name: string; certifica
         `hostssl all +virtsync_agent ::1/128 cert map=${AGENT_CERT_MAP}`,
         'hostssl all all 127.0.0.1/32 scram-sha-256',
         'hostssl all all ::1/128 scram-sha-256',
+        // Only when asked (bench:tls-cost compares the two).
+        ...(options.plainText === true ? ['hostnossl all all 127.0.0.1/32 scram-sha-256'] : []),
         '',
       ].join('\n'),
     );

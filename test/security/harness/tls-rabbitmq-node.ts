@@ -19,22 +19,25 @@ const SBIN = '/usr/lib/rabbitmq/bin';
 export interface TlsRabbitmqNode {
   nodeName: string;
   amqpsPort: number;
+  /** A plain-text listener too, only when asked (bench:tls-cost compares the two). */
+  amqpPort: number | undefined;
   managementUrl: string;
   /** rabbitmqctl against this node. */
   ctl(args: string[]): Promise<string>;
   stop(): Promise<void>;
 }
 
-export async function startTlsRabbitmqNode(options: { dir: string; certificates: TestCertificates }): Promise<TlsRabbitmqNode> {
+export async function startTlsRabbitmqNode(options: { dir: string; certificates: TestCertificates; plainText?: boolean }): Promise<TlsRabbitmqNode> {
   const { dir, certificates } = options;
   await mkdir(dir, { recursive: true });
   const [amqpsPort, managementPort, distPort] = [await freePort(), await freePort(), await freePort()];
+  const amqpPort = options.plainText === true ? await freePort() : undefined;
   const nodeName = `virtsync-sec-${path.basename(dir)}@localhost`;
   const configFile = path.join(dir, 'rabbitmq.conf');
   await writeFile(
     configFile,
     [
-      'listeners.tcp = none',
+      amqpPort === undefined ? 'listeners.tcp = none' : `listeners.tcp.1 = 127.0.0.1:${amqpPort}`,
       `listeners.ssl.1 = 127.0.0.1:${amqpsPort}`,
       `ssl_options.cacertfile = ${certificates.caFile}`,
       `ssl_options.certfile = ${certificates.server.certFile}`,
@@ -82,5 +85,5 @@ export async function startTlsRabbitmqNode(options: { dir: string; certificates:
     await stop();
     throw err;
   }
-  return { nodeName, amqpsPort, managementUrl: `http://127.0.0.1:${managementPort}/api`, ctl, stop };
+  return { nodeName, amqpsPort, amqpPort, managementUrl: `http://127.0.0.1:${managementPort}/api`, ctl, stop };
 }
