@@ -6,12 +6,17 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { hostNameSchema } from './host-name.ts';
+import { brokerUrls } from './bus/broker-urls.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 
 const commonEnv = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/virtsync'),
-  AMQP_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672/'),
+  /** One broker URL, or every node of a cluster comma-separated: a connection tries them in turn (shared/bus/connect.ts). */
+  AMQP_URL: z
+    .string()
+    .default('amqp://guest:guest@127.0.0.1:5672/')
+    .refine((value) => brokerUrls(value).length > 0 && brokerUrls(value).every((url) => URL.canParse(url)), 'must be a URL or a comma-separated list of URLs'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a graceful shutdown may take before the process exits non-zero. */
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),

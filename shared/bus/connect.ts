@@ -1,16 +1,19 @@
 import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Logger } from '../logging.ts';
+import { brokerUrls } from './broker-urls.ts';
 import { brokerConnections, brokerDisconnects } from '../metrics.ts';
 
 export type BusConnection = AmqpConnectionManager;
 
 /**
- * One broker connection per process. amqp-connection-manager reconnects on its own; each
+ * One broker connection per process, to one node or to any node of a cluster (`url` may
+ * list several, comma-separated). amqp-connection-manager reconnects on its own; each
  * channel re-runs its setup (topology) and re-registers its consumers after a reconnect.
  */
 export function connectBus(options: { url: string; name: string; log: Logger }): BusConnection {
   const log = options.log.child({ component: 'bus' });
-  const connection = amqp.connect([options.url], {
+  // A cluster's nodes: amqp-connection-manager connects to the first that answers and moves on to the next when it loses one.
+  const connection = amqp.connect(brokerUrls(options.url), {
     heartbeatIntervalInSeconds: 5,
     reconnectTimeInSeconds: 1,
     // Without TCP_NODELAY a small publish waits for the broker's delayed ACK (~40 ms) behind the
