@@ -14,6 +14,8 @@ export interface RabbitCluster {
   nodes: RabbitNode[];
   /** Every node's URL for `vhost`, comma-separated: what AMQP_URL takes for a cluster. */
   amqpUrl(vhost?: string): string;
+  /** rabbitmqctl against the first node that answers. */
+  ctl(args: readonly string[], timeoutMs?: number): Promise<string>;
   /** The node leading a quorum queue, asked of a node that runs. */
   leaderOf(vhost: string, queue: string): Promise<RabbitNode>;
   /** Members of a quorum queue, by node name. */
@@ -50,18 +52,20 @@ export async function startRabbitCluster(options: Omit<RabbitNodeOptions, 'cooki
     throw err;
   }
 
-  const queues = async (vhost: string): Promise<z.infer<typeof queueListSchema>> => {
+  /** rabbitmqctl against the first node that answers (one may be down on purpose). */
+  const ctl = async (args: readonly string[], timeoutMs = 15_000): Promise<string> => {
     let lastError: unknown;
     for (const node of nodes) {
       try {
-        const out = await node.ctl(['list_queues', '-p', vhost, 'name', 'leader', 'members', '--formatter', 'json', '--quiet'], 15_000);
-        return queueListSchema.parse(JSON.parse(out));
+        return await node.ctl(args, timeoutMs);
       } catch (err) {
         lastError = err;
       }
     }
-    throw new Error('no node of the cluster answered list_queues', { cause: lastError });
+    throw new Error(`no node of the cluster answered rabbitmqctl ${args[0] ?? ''}`, { cause: lastError });
   };
+  const queues = async (vhost: string): Promise<z.infer<typeof queueListSchema>> =>
+    queueListSchema.parse(JSON.parse(await ctl(['list_queues', '-p', vhost, 'name', 'leader', 'members', '--formatter', 'json', '--quiet'])));
   const find = async (vhost: string, queue: string): Promise<z.infer<typeof queueListSchema>[number]> => {
     const entry = (await queues(vhost)).find((q) => q.name === queue);
     if (entry === undefined) throw new Error(`no queue ${queue} in vhost ${vhost}`);
@@ -69,7 +73,8 @@ export async function startRabbitCluster(options: Omit<RabbitNodeOptions, 'cooki
   };
   return {
     nodes,
-    amqpUrl: (vhost = '/') => nodes.map((node) => node.url(vhost)).join(','),
+    ctl,
+    amqpUrl: (vhost = '/') => nodes.map((node) => node.amqpUrl(vhost)).join(','),
     async leaderOf(vhost, queue) {
       const { leader } = await find(vhost, queue);
       const node = nodes.find((n) => n.nodeName === leader);

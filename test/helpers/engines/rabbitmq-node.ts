@@ -36,7 +36,7 @@ export interface RabbitNode {
   port: number;
   dir: string;
   /** amqp://guest:guest@127.0.0.1:<port>/<vhost> */
-  url(vhost?: string): string;
+  amqpUrl(vhost?: string): string;
   /** rabbitmqctl -n <node> ...; resolves with its stdout. */
   ctl(args: readonly string[], timeoutMs?: number): Promise<string>;
   /** Starts the OS process (again) and waits until the rabbit application runs. */
@@ -115,7 +115,7 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     nodeName,
     port,
     dir,
-    url: (vhost = '/') => `amqp://guest:guest@127.0.0.1:${port}/${encodeURIComponent(vhost)}`,
+    amqpUrl: (vhost = '/') => `amqp://guest:guest@127.0.0.1:${port}/${encodeURIComponent(vhost)}`,
     ctl,
     start,
     async stop() {
