@@ -1,12 +1,14 @@
 /**
  * The shape of every fault that takes a dependency away under a running system and gives
  * it back (a broker or database restart): the services and a tick producer (1 s cycles)
- * run; at the first host report the dependency goes away; once it is back the producer
+ * run; at the first host report (or before anything starts) the dependency goes away,
+ * for a few seconds; once it is back the producer
  * runs until every host has been synced again, then the system must settle with nothing
  * lost. The run records how long the dependency was away and how long the system took,
  * once it was back, to sync every host again.
  */
 import { after, before, describe } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type FaultOutcome, type FaultRig, type FaultRigOptions, createFaultRig } from './fault-rig.ts';
 import { printFaultSummary } from './fault-report.ts';
@@ -27,8 +29,14 @@ export function describeRestartFault(options: {
   fault: string;
   title: string;
   rig: () => Promise<Omit<FaultRigOptions, 'fault'>>;
-  /** Takes the dependency away and brings it back; resolves once it answers again. */
-  restart: (rig: FaultRig) => Promise<void>;
+  /** Takes the dependency away (and waits until the services have noticed, where they show it). */
+  away: (rig: FaultRig) => Promise<void>;
+  /** Brings it back; resolves once it answers again. */
+  back: (rig: FaultRig) => Promise<void>;
+  /** Away at the first host report of a cycle (default), or before any service starts. */
+  at?: 'mid-cycle' | 'before-start';
+  /** How long it stays away once taken away (default 3 s). */
+  awayMs?: number;
   /** Checks of this fault beyond the invariants. */
   tests?: (run: () => RestartFaultRun) => void;
 }): void {
@@ -39,6 +47,8 @@ export function describeRestartFault(options: {
       async () => {
         rig = await createFaultRig({ fault: options.fault, ...(await options.rig()) });
         const r = rig;
+        const faultAt = Date.now();
+        if (options.at === 'before-start') await options.away(r);
         r.startAuditSubscriber();
         r.startWriter();
         r.agentHosts.forEach((_, index) => r.startAgent(index));
@@ -47,8 +57,10 @@ export function describeRestartFault(options: {
         await waitFor('the first host report', () => r.recorder.reports.length >= 1, { timeoutMs: 60_000 });
 
         const reportsBefore = r.recorder.reports.length;
-        const faultAt = Date.now();
-        await options.restart(r);
+        const awayAt = options.at === 'before-start' ? faultAt : Date.now();
+        if (options.at !== 'before-start') await options.away(r);
+        await sleep(options.awayMs ?? 3_000);
+        await options.back(r);
         const backAt = Date.now();
         const reportsAtBack = r.recorder.reports.length;
         const syncedSince = (): number => new Set(r.recorder.reports.slice(reportsAtBack).filter((report) => report.outcome === 'synced').map((report) => report.host)).size;
@@ -58,9 +70,9 @@ export function describeRestartFault(options: {
 
         const settled = await r.settle(90_000);
         const outcome = await r.finish(settled);
-        run = { rig: r, outcome, outageMs: backAt - faultAt, recoveryMs, reportsBefore };
+        run = { rig: r, outcome, outageMs: backAt - awayAt, recoveryMs, reportsBefore };
         printFaultSummary(options.title, outcome, [
-          `dependency away ${(run.outageMs / 1000).toFixed(1)} s after ${reportsBefore} host reports; every host synced again ${(recoveryMs / 1000).toFixed(1)} s after it was back`,
+          `dependency away ${(run.outageMs / 1000).toFixed(1)} s ${options.at === 'before-start' ? 'from before the services started' : `from the moment of ${reportsBefore} host reports`}; every host synced again ${(recoveryMs / 1000).toFixed(1)} s after it was back`,
           `broker connects per process: ${r.processes.map((p) => `${p.name}=${p.stats.brokerConnects}`).join(' ')}`,
         ]);
       },
