@@ -78,6 +78,8 @@ export const syncAgentEnv = commonEnv
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+    /** At start (and when a host's libvirt connection is back) each host is synced once, at a random moment within this window. */
+    AGENT_STARTUP_SYNC_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
   })
   .transform((env) => ({
     ...common(env),
@@ -88,6 +90,7 @@ export const syncAgentEnv = commonEnv
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
+    startupSyncWindowMs: env.AGENT_STARTUP_SYNC_WINDOW_MS,
   }));
 
 export const stateWriterEnv = commonEnv

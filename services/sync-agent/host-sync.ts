@@ -25,7 +25,8 @@ import { compareHost, type HostComparison, needsObservation } from './host-compa
 import type { HypervisorReader } from './hypervisor-reader.ts';
 
 export interface HostSync {
-  syncHost(tick: Pick<Tick, 'host' | 'tickId' | 'cycle' | 'trigger'>): Promise<HostReport>;
+  /** A tick's sync, or one the agent starts itself (no tick id). */
+  syncHost(request: Pick<Tick, 'host' | 'cycle' | 'trigger'> & { tickId: string | null }): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
   syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone'>;
 }

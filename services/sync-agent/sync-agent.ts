@@ -3,7 +3,7 @@
  * most `hostConcurrency` at once; a tick is acked only after its observations are
  * confirmed. With lifecycle events on, it also watches each host's libvirt and observes
  * a domain once its events have settled: drift is caught in about a second, and the
- * ticks remain the safety net.
+ * ticks remain the safety net. At start it syncs every host once (startup-sync.ts).
  */
 import type { Kysely } from 'kysely';
 import { type Breaker, createBreaker, createDatabaseBreaker } from '../../shared/breaker.ts';
@@ -23,6 +23,7 @@ import { tickSchema } from '../../shared/messages/tick.ts';
 import type { RunningService } from '../../shared/service-runner.ts';
 import { createDebouncer } from './debouncer.ts';
 import { createHostSync } from './host-sync.ts';
+import { createStartupSync } from './startup-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { type LifecycleWatcher, startLifecycleWatcher } from './lifecycle-watcher.ts';
 
@@ -91,6 +92,16 @@ export async function startSyncAgent(deps: {
     onDelivery: (delivery) => inFlight.track(handleTick(delivery)),
   });
 
+  const startup = createStartupSync({
+    hosts: config.hosts,
+    windowMs: config.startupSyncWindowMs,
+    log,
+    syncHost: (request) => {
+      const work = limiter.run(() => sync.syncHost(request));
+      inFlight.track(work);
+      return work;
+    },
+  });
   const watchers: LifecycleWatcher[] = [];
   // Keys are host + NUL + domain name: neither can contain a NUL.
   const debouncer = createDebouncer(config.eventDebounceMs, (key) => {
@@ -105,10 +116,16 @@ export async function startSyncAgent(deps: {
   if (config.lifecycleEvents) {
     for (const host of config.hosts) {
       watchers.push(
-        startLifecycleWatcher({ uri: uriOf(host), log: log.child({ host }), onEvent: (event) => debouncer.push(`${host}\u0000${event.domainName}`) }),
+        startLifecycleWatcher({
+          uri: uriOf(host),
+          log: log.child({ host }),
+          onEvent: (event) => debouncer.push(`${host}\u0000${event.domainName}`),
+          onReconnected: () => startup.resync(host),
+        }),
       );
     }
   }
+  startup.start();
   log.info({ hosts: config.hosts.length, lifecycleEvents: config.lifecycleEvents }, 'consuming ticks');
 
   let stopped: Promise<void> | undefined;
@@ -120,6 +137,7 @@ export async function startSyncAgent(deps: {
     }),
     stop() {
       stopped ??= (async () => {
+        startup.stop();
         await Promise.all(watchers.map((watcher) => watcher.stop()));
         debouncer.clear();
         await consumer.cancel();

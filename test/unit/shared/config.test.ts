@@ -69,6 +69,7 @@ describe('loadConfig: defaults', () => {
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
+      startupSyncWindowMs: 5_000,
     });
   });
 
