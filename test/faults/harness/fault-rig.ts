@@ -34,6 +34,8 @@ export interface FaultRigOptions {
   /** The fault's name, as printed in its FAULT line. */
   fault: string;
   fleet?: Partial<Pick<FleetOptions, 'hosts' | 'minVmsPerHost' | 'maxVmsPerHost' | 'driftRatio' | 'seed'>>;
+  /** A fleet the test built itself (e.g. domains on the shared libvirtd), instead of a planned one; its rows are inserted as planned. */
+  plan?: FleetPlan;
   /** Agent processes the hosts are dealt over. */
   agents?: number;
   /**
@@ -130,7 +132,7 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
   const logDir = await mkdtemp(path.join(os.tmpdir(), `virtsync-fault-${options.fault}-`));
   const databaseName = new URL(database.url).pathname.slice(1);
   const prefix = `f${vhost.name.slice(-6)}`;
-  const plan = planFleet({ ...DEFAULT_FLEET, ...DEFAULT_FAULT_FLEET, ...options.fleet, hostPrefix: prefix });
+  const plan = options.plan ?? planFleet({ ...DEFAULT_FLEET, ...DEFAULT_FAULT_FLEET, ...options.fleet, hostPrefix: prefix });
   const fleetDir = path.join(logDir, 'fleet');
   await writeNodeXmlFiles(plan, fleetDir);
   await insertFleetRows(database.db, plan);
