@@ -24,7 +24,14 @@ export interface RabbitCluster {
   remove(): Promise<void>;
 }
 
-const queueListSchema = z.array(z.object({ name: z.string(), leader: z.string().optional(), members: z.array(z.string()).optional() }));
+// Classic queues list their leader and members as empty strings, quorum queues as a node and an array.
+const queueListSchema = z.array(
+  z.object({
+    name: z.string(),
+    leader: z.string().optional(),
+    members: z.union([z.array(z.string()), z.string()]).optional().transform((members) => (Array.isArray(members) ? members : [])),
+  }),
+);
 
 export async function startRabbitCluster(options: Omit<RabbitNodeOptions, 'cookieHome' | 'parentDir'> & { size?: number } = {}): Promise<RabbitCluster> {
   const dir = engineDir(uniqueEngineName());
