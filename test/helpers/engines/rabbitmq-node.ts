@@ -86,7 +86,6 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
   };
 
   let wrapper: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
   const start = async (): Promise<void> => {
     const out = openSync(path.join(dir, 'server.out'), 'a');
     // Not -detached: that mode writes no pid file on this version, and the pid is what kill() needs.
@@ -94,17 +93,14 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     closeSync(out);
     child.unref();
     wrapper = child;
-    exited = new Promise((resolve) => child.once('exit', () => resolve()));
     writeFileSync(wrapperPidFile, String(child.pid));
     await ctl(['wait', '--pid', String(child.pid), '--timeout', String(START_TIMEOUT_S)], (START_TIMEOUT_S + 10) * 1000).catch((err: unknown) => {
       throw new Error(`RabbitMQ node ${nodeName} did not start (log: ${path.join(dir, 'log')})`, { cause: err });
     });
   };
-  const waitExited = async (): Promise<void> => {
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 60_000))]);
-    // The AMQP port must be free again before a restart binds it.
-    await waitFor(`${nodeName} gone`, () => wrapper?.exitCode !== null || wrapper.signalCode !== null, { timeoutMs: 5_000 }).catch(() => undefined);
-  };
+  /** The server script exits with the VM: once it has, the ports are free for a restart. */
+  const waitExited = (): Promise<void> =>
+    waitFor(`${nodeName} to exit`, () => wrapper === undefined || wrapper.exitCode !== null || wrapper.signalCode !== null, { timeoutMs: 60_000, intervalMs: 100 });
   const teardown = (): void => {
     killRecordedPids(dir);
     rmSync(dir, { recursive: true, force: true });
