@@ -53,8 +53,13 @@ before(
     const agentEnv = { LIBVIRT_URI: LIBVIRTD_URI, AGENT_LIFECYCLE_EVENTS: 'true', EVENT_DEBOUNCE_MS: '2000', AGENT_STARTUP_SYNC_WINDOW_MS: '1000' };
     r.startAuditSubscriber();
     r.startWriter();
-    const first = r.startAgent(0, agentEnv);
-    await waitFor('the agent watching events after its startup sync', () => first.stats.hostsSynced >= 1, { timeoutMs: 60_000 });
+    let consuming = false;
+    const first = r.startAgent(0, agentEnv, (entry) => {
+      consuming ||= entry.msg === 'consuming ticks';
+    });
+    await waitFor('the agent watching events', () => consuming, { timeoutMs: 60_000 });
+    // Its own startup sync (within 1 s) comes before the burst, so every change of the burst is news to it.
+    await waitFor('the first agent\'s startup sync', () => first.stats.hostsSynced >= 1, { timeoutMs: 10_000 }).catch(() => undefined);
 
     const changes = domains.filter((x) => x.instance.scenario.rule !== null);
     const apply = async ({ domain, instance }: (typeof domains)[number]): Promise<void> => {
