@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
+import { countRows } from '../shared/db/count-rows.ts';
 import { parseMessage } from '../shared/messages/codec.ts';
 import { hostReportSchema } from '../shared/messages/host-report.ts';
 import { verifyFleet } from '../tools/fleet/verify-fleet.ts';
@@ -206,7 +207,7 @@ await runBench(
     };
 
     const auditRows = async (): Promise<number> =>
-      Number((await db.selectFrom('audit_log').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+      countRows(db.selectFrom('audit_log'));
     const settle = async (label: string): Promise<void> => {
       const mismatches = await verifyFleet(db, plan);
       if (mismatches.length > 0) throw new Error(`${label}: ${mismatches.length} rows differ from the expected end state, e.g. ${JSON.stringify(mismatches[0])}`);

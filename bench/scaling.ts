@@ -22,8 +22,8 @@ import amqplib from 'amqplib';
 import { type Kysely, sql } from 'kysely';
 import { compareHost } from '../services/sync-agent/host-comparison.ts';
 import { createLibvirtReader } from '../services/sync-agent/hypervisor-reader.ts';
-import { startStateWriter } from '../services/state-writer/state-writer.ts';
-import { agentDatabaseConnections, startSyncAgent } from '../services/sync-agent/sync-agent.ts';
+import { stateWriter } from '../services/state-writer/state-writer.ts';
+import { agentDatabaseConnections, syncAgent } from '../services/sync-agent/sync-agent.ts';
 import { connectBus } from '../shared/bus/connect.ts';
 import { declareCoreTopology, Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv, syncAgentEnv } from '../shared/config.ts';
@@ -39,6 +39,7 @@ import { benchLogger, createBenchDatabase, createBenchVhost } from './lib/resour
 import { fmt, median } from './lib/stats.ts';
 import { printTable } from './lib/table.ts';
 import { waitForConsumers } from './lib/wait-for-consumers.ts';
+import { startService } from '../shared/service-runner.ts';
 
 const VMS_PER_HOST = [100, 1_000, 10_000] as const;
 const HOST_COUNTS = [10, 100, 1_000] as const;
@@ -136,8 +137,8 @@ async function fleetPoint(
   const writerDb = createDatabase({ url: options.databaseUrl, log: benchLogger });
   const agentBus = connectBus({ url: amqpUrl, name: 'bench agent', log: benchLogger });
   const writerBus = connectBus({ url: amqpUrl, name: 'bench writer', log: benchLogger });
-  const writer = await startStateWriter({ config: writerConfig, db: writerDb, bus: writerBus, log: benchLogger });
-  const agent = await startSyncAgent({ config: agentConfig, db: agentDb, bus: agentBus, log: benchLogger });
+  const writer = await startService(stateWriter, { config: writerConfig, db: writerDb, bus: writerBus, log: benchLogger });
+  const agent = await startService(syncAgent, { config: agentConfig, db: agentDb, bus: agentBus, log: benchLogger });
   try {
     await waitForConsumers(amqpUrl, [Queue.stateWriter, ...plan.hosts.map(tickQueue)], 60_000);
     const round = async (label: string): Promise<number> => {

@@ -22,10 +22,8 @@ import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { pino } from 'pino';
 import { applyObservations } from '../services/state-writer/apply-observations.ts';
-import { observationIntake, startStateWriter } from '../services/state-writer/state-writer.ts';
-import { startBatchConsumer } from '../shared/bus/batch-consumer.ts';
+import { stateWriter } from '../services/state-writer/state-writer.ts';
 import { connectBus } from '../shared/bus/connect.ts';
-import { createPublisher } from '../shared/bus/publisher.ts';
 import { declareCoreTopology, Exchange, observationRoutingKey, Queue } from '../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv } from '../shared/config.ts';
 import { countUnpublished } from '../shared/db/change-outbox.ts';
@@ -34,12 +32,14 @@ import type { Database } from '../shared/db/database.ts';
 import { encodeMessage } from '../shared/messages/codec.ts';
 import { groupObservations, hostObservationsSchema, type Observation } from '../shared/messages/observation.ts';
 import { PowerState } from '../shared/power-state.ts';
+import { VmState } from '../shared/vm-state.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { runBench } from './lib/harness.ts';
 import { type CpuWindow, startCpuWindow } from './lib/proc-stats.ts';
 import { createBenchDatabase, createBenchVhost } from './lib/resources.ts';
 import { fmt } from './lib/stats.ts';
 import { printTable } from './lib/table.ts';
+import { startService } from '../shared/service-runner.ts';
 
 const ROWS = 50_000;
 const HOSTS = 50;
@@ -70,10 +70,10 @@ async function insertRows(db: Kysely<Database>, uuids: readonly string[]): Promi
   }
 }
 
-/** Every row back to RUNNING/ACTIVE, last changed an hour ago; the outbox and audit log emptied; dead tuples gone. */
+/** Every row back to RUNNING/ACTIVE; virtsync's bookkeeping, the outbox and audit log emptied; dead tuples gone. */
 async function resetRows(db: Kysely<Database>): Promise<void> {
-  await sql`update instances set power_state = ${PowerState.RUNNING}, vm_state = 'active', power_state_updated_at = ${OLD}::timestamptz, missed_reports = 0, last_missed_at = null`.execute(db);
-  await sql`truncate change_outbox, audit_log`.execute(db);
+  await sql`update instances set power_state = ${PowerState.RUNNING}, vm_state = 'active'`.execute(db);
+  await sql`truncate instance_sync_state, change_outbox, audit_log`.execute(db);
   await sql`vacuum analyze instances`.execute(db);
   await sql`vacuum analyze change_outbox`.execute(db);
 }
@@ -82,12 +82,16 @@ async function resetRows(db: Kysely<Database>): Promise<void> {
 function observationObjects(uuids: readonly string[]): Observation[] {
   const observedAt = new Date().toISOString();
   const ticks = new Map<string, string>();
+  const expected = { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null };
   return uuids.map((uuid, i) => {
     const host = hostOf(i);
-    const sync = `${host}/${Math.floor(i / HOSTS / OBSERVATIONS_PER_SYNC)}`;
+    const syncIndex = Math.floor(i / HOSTS / OBSERVATIONS_PER_SYNC);
+    const sync = `${host}/${syncIndex}`;
     const tickId = ticks.get(sync) ?? randomUUID();
     ticks.set(sync, tickId);
-    return { observationId: randomUUID(), instanceUuid: uuid, host, powerState: PowerState.SHUTOFF, observedAt, trigger: 'tick', tickId };
+    // One look per host sync, as an agent numbers them.
+    const look = { epoch: 1, seq: syncIndex + 1 };
+    return { observationId: randomUUID(), instanceUuid: uuid, host, powerState: PowerState.SHUTOFF, expected, observedAt, look, trigger: 'tick', tickId };
   });
 }
 
@@ -111,15 +115,13 @@ async function publishConfirmed(channel: ConfirmChannel, exchange: string, messa
 }
 
 interface WriterRun {
-  /** service: startStateWriter as shipped; no relay: its consumer and applyObservations only (a diagnostic). */
-  variant: 'service' | 'no relay';
   batchSize: number;
   publishMs: number;
-  /** From startStateWriter to the last batch committed. */
+  /** From the writer's start to the last batch committed. */
   commitMs: number;
   /** From the first batch's start to the last batch committed (the steady state). */
   steadyMs: number;
-  /** From startStateWriter to every change event published by the relay. */
+  /** From the writer's start to every change event published by the relay. */
   publishedMs: number;
   batches: number;
   changes: number;
@@ -205,11 +207,7 @@ await runBench(
       return (ROWS / (performance.now() - t0)) * 1000;
     };
     const runs: WriterRun[] = [];
-    const plan: Array<{ batchSize: number; variant: WriterRun['variant'] }> = [
-      ...BATCH_SIZES.map((batchSize) => ({ batchSize, variant: 'service' as const })),
-      { batchSize: DEFAULT_BATCH_SIZE, variant: 'no relay' },
-    ];
-    for (const { batchSize, variant } of plan) {
+    for (const batchSize of BATCH_SIZES) {
       if (context.remainingMs() < 70_000) break;
       // The limit it is compared with (the issue's: update + audit row + outbox row per change, one
       // transaction), measured just before it: the machine's load drifts.
@@ -220,7 +218,7 @@ await runBench(
       const publishMs = await publishConfirmed(channel, Exchange.observations, messages);
       const queued = (await channel.checkQueue(Queue.stateWriter)).messageCount;
       if (queued !== PRELOAD_MESSAGES) throw new Error(`expected ${PRELOAD_MESSAGES} messages of observations queued, found ${queued}`);
-      context.progress(`${variant}, batch size ${batchSize}: ${ROWS} observations queued in ${fmt(publishMs)} ms; starting the writer`);
+      context.progress(`batch size ${batchSize}: ${ROWS} observations queued in ${fmt(publishMs)} ms; starting the writer`);
 
       // The writer's log is its account of each commit: time it as it happens.
       const batches: Array<{ at: number; changes: number; durationMs: number }> = [];
@@ -243,40 +241,20 @@ await runBench(
       const bus = connectBus({ url: amqpUrl, name: 'bench writer', log });
       const cpuWindow = startCpuWindow(() => new Map([['writer (this process)', process.pid]]));
       const t0 = performance.now();
-      // 'no relay': the writer's own consumer and transaction code, without the outbox relay (a diagnostic).
-      const writer: { stop(): Promise<void> } =
-        variant !== 'no relay'
-          ? await startStateWriter({ config, db: writerDb, bus, log })
-          : await (async () => {
-              const publisher = createPublisher(bus, { name: 'bench.dead-letter', log, setup: declareCoreTopology });
-              const consumer = await startBatchConsumer(bus, {
-                name: 'bench.observations',
-                log,
-                publisher,
-                ...observationIntake(config, (observations) => applyObservations(writerDb, observations, config.policy)),
-                onWritten: (result, _observations, durationMs) => recordBatch(result.changes.length, durationMs),
-              });
-              return { stop: async () => {
-                await consumer.stop();
-                await publisher.close();
-              } };
-            })();
+      const writer = await startService(stateWriter, { config, db: writerDb, bus, log });
       try {
         await waitFor(`${ROWS} changes committed`, () => committed >= ROWS, { timeoutMs: RUN_TIMEOUT_MS, intervalMs: 5 });
         const lastCommit = batches.at(-1)?.at ?? performance.now();
         const cpu = cpuWindow.stop();
-        if (variant !== 'no relay') {
-          await waitFor('every change event published', async () => (await countUnpublished(db)) === 0, { timeoutMs: RUN_TIMEOUT_MS, intervalMs: 20 });
-        }
+        await waitFor('every change event published', async () => (await countUnpublished(db)) === 0, { timeoutMs: RUN_TIMEOUT_MS, intervalMs: 20 });
         const publishedAt = performance.now();
         const first = batches[0];
         runs.push({
-          variant,
           batchSize,
           publishMs,
           commitMs: lastCommit - t0,
           steadyMs: lastCommit - ((first?.at ?? t0) - (first?.durationMs ?? 0)),
-          publishedMs: variant !== 'no relay' ? publishedAt - t0 : Number.NaN,
+          publishedMs: publishedAt - t0,
           batches: batches.length,
           changes: committed,
           meanBatchMs: batches.reduce((total, b) => total + b.durationMs, 0) / Math.max(1, batches.length),
@@ -291,7 +269,7 @@ await runBench(
       const outbox = Number((await sql<{ n: string }>`select count(*) as n from change_outbox`.execute(db)).rows[0]?.n);
       const shutoff = Number((await sql<{ n: string }>`select count(*) as n from instances where power_state = ${PowerState.SHUTOFF} and vm_state = 'shutoff'`.execute(db)).rows[0]?.n);
       if (outbox !== ROWS || shutoff !== ROWS) throw new Error(`batch size ${batchSize}: ${outbox} outbox rows and ${shutoff} rows changed, expected ${ROWS} of each`);
-      context.progress(`${variant}, batch size ${batchSize}: ${ROWS} committed in ${fmt(runs.at(-1)?.commitMs ?? 0)} ms`);
+      context.progress(`batch size ${batchSize}: ${ROWS} committed in ${fmt(runs.at(-1)?.commitMs ?? 0)} ms`);
     }
 
     const limits = {
@@ -341,25 +319,24 @@ await runBench(
     await channel.deleteQueue(scratch);
 
     printTable(
-      `State writer: ${ROWS} observations preloaded, every one a change, ${OBSERVATIONS_PER_SYNC} to a message (in-process; "no relay" = the same consumer and transaction code without the outbox relay, a diagnostic)`,
-      ['writer', 'WRITER_BATCH_SIZE', 'committed in', 'changes/s', 'steady changes/s', 'batches', 'mean batch', 'all published in', 'PG limit just before (update+audit+outbox)', 'share of it'],
+      `State writer: ${ROWS} observations preloaded, every one a change, ${OBSERVATIONS_PER_SYNC} to a message (in-process)`,
+      ['WRITER_BATCH_SIZE', 'committed in', 'changes/s', 'steady changes/s', 'batches', 'mean batch', 'all published in', 'PG limit just before (update+audit+outbox)', 'share of it'],
       runs.map((run) => [
-        run.variant,
         String(run.batchSize),
         `${fmt(run.commitMs)} ms`,
         fmt((run.changes / run.commitMs) * 1000, 0),
         fmt((run.changes / run.steadyMs) * 1000, 0),
         String(run.batches),
         `${fmt(run.meanBatchMs, 1)} ms`,
-        Number.isNaN(run.publishedMs) ? '-' : `${fmt(run.publishedMs)} ms`,
+        `${fmt(run.publishedMs)} ms`,
         `${fmt(run.adjacentLimit, 0)} rows/s`,
         `${fmt(((run.changes / run.commitMs) * 1000 * 100) / run.adjacentLimit, 0)} %`,
       ]),
     );
     printTable(
       'CPU used while committing (seconds of CPU per second of wall time; the machine has ' + os.cpus().length + ' cores)',
-      ['writer', 'WRITER_BATCH_SIZE', ...(runs[0]?.cpu.rows.map((row) => row.name) ?? [])],
-      runs.map((run) => [run.variant, String(run.batchSize), ...run.cpu.rows.map((row) => fmt(row.cpuSeconds / run.cpu.wallSeconds, 2))]),
+      ['WRITER_BATCH_SIZE', ...(runs[0]?.cpu.rows.map((row) => row.name) ?? [])],
+      runs.map((run) => [String(run.batchSize), ...run.cpu.rows.map((row) => fmt(row.cpuSeconds / run.cpu.wallSeconds, 2))]),
     );
     printTable(
       'Limits re-measured in this run',
@@ -377,20 +354,17 @@ await runBench(
       ],
     );
 
-    const serviceRuns = runs.filter((run) => run.variant === 'service');
-    const headline = serviceRuns.find((run) => run.batchSize === DEFAULT_BATCH_SIZE) ?? serviceRuns[0];
+    const headline = runs.find((run) => run.batchSize === DEFAULT_BATCH_SIZE) ?? runs[0];
     if (headline === undefined) throw new Error('no writer run finished');
     const headlineRate = (headline.changes / headline.commitMs) * 1000;
     console.log(`headline: WRITER_BATCH_SIZE=${headline.batchSize} (the default); target >= 10,000 changes/s and >= 50 % of the PostgreSQL limit with the audit and outbox rows`);
     console.log(`  (the writer writes the outbox row in its transaction; the audit subscriber writes the audit row in its own, not running here)`);
     context.result('writer-changes-per-s', headlineRate, 'changes/s');
-    for (const run of serviceRuns) context.result(`writer-changes-per-s-b${run.batchSize}`, (run.changes / run.commitMs) * 1000, 'changes/s');
+    for (const run of runs) context.result(`writer-changes-per-s-b${run.batchSize}`, (run.changes / run.commitMs) * 1000, 'changes/s');
     context.result('writer-share-of-pg-limit', (headlineRate / headline.adjacentLimit) * 100, '%');
     context.result('writer-pg-limit-rows-per-s', headline.adjacentLimit, 'rows/s');
     context.result('writer-share-of-pg-update-outbox-limit', (headlineRate / limits.updateOutbox) * 100, '%');
     context.result('writer-pg-autocommit-rows-per-s', autocommitPerS, 'rows/s');
     context.result('writer-apply-alone-changes-per-s', applyPerS, 'changes/s');
-    const noRelay = runs.find((run) => run.variant === 'no relay');
-    if (noRelay !== undefined) context.result('writer-no-relay-changes-per-s', (noRelay.changes / noRelay.commitMs) * 1000, 'changes/s');
   },
 );

@@ -7,7 +7,7 @@
 import CircuitBreaker from 'opossum';
 import type { CommonConfig } from './config.ts';
 import { isTransientDatabaseError } from './db/transient-error.ts';
-import { CircuitOpenError, DependencyError } from './errors.ts';
+import { CircuitOpenError, DependencyError, errorCode } from './errors.ts';
 import type { Logger } from './logging.ts';
 import { breakerState } from './metrics.ts';
 
@@ -57,7 +57,7 @@ export function createBreaker(options: {
       try {
         return (await breaker.fire(task)) as T;
       } catch (err) {
-        const code = (err as { code?: unknown }).code;
+        const code = errorCode(err);
         if (code === 'EOPENBREAKER') throw new CircuitOpenError(options.dependency, `${options.name}: circuit open after repeated failures`, err);
         if (code === 'ETIMEDOUT') throw new DependencyError(options.dependency, `${options.name}: no answer in ${options.timeoutMs} ms`, err);
         throw err;

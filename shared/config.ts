@@ -80,10 +80,12 @@ export const syncAgentEnv = commonEnv
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
     /** At start (and when a host's libvirt connection is back) each host is synced once, at a random moment within this window. */
     AGENT_STARTUP_SYNC_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
+    /** For tests and drills only: shifts the agent's stamps by this much, as a clock set wrong would. Nothing is ordered by them. */
+    AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
   })
   .transform((env) => ({
     ...common(env),
-    hosts: env.AGENT_HOSTS as readonly string[],
+    hosts: env.AGENT_HOSTS,
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     libvirtTimeoutMs: env.LIBVIRT_TIMEOUT_MS,
@@ -91,6 +93,7 @@ export const syncAgentEnv = commonEnv
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
     startupSyncWindowMs: env.AGENT_STARTUP_SYNC_WINDOW_MS,
+    clockOffsetMs: env.AGENT_CLOCK_OFFSET_MS,
   }));
 
 export const stateWriterEnv = commonEnv
@@ -105,10 +108,16 @@ export const stateWriterEnv = commonEnv
     OUTBOX_RETENTION_MS: positiveInt.default(86_400_000),
     /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
     MISSING_GRACE_CYCLES: positiveInt.default(1),
+    /** An agent's clock this far from the writer's (or its observations this late) is logged at warn, per host. */
+    CLOCK_SKEW_WARN_MS: positiveInt.default(60_000),
+    /** Stale skips of one host in one batch from which a warn summary is logged (each one is logged at debug). */
+    STALE_SKIPS_WARN: positiveInt.default(10),
   })
   .transform((env) => ({
     ...common(env),
     policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
+    clockSkewWarnMs: env.CLOCK_SKEW_WARN_MS,
+    staleSkipsWarn: env.STALE_SKIPS_WARN,
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,

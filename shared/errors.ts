@@ -49,6 +49,11 @@ export function isRetryableError(err: unknown): boolean {
   return err instanceof VirtsyncError && err.retryable;
 }
 
+/** The `code` a thrown value carries (Node's `ECONNREFUSED`, PostgreSQL's SQLSTATE, opossum's `EOPENBREAKER`), if any. */
+export function errorCode(value: unknown): unknown {
+  return typeof value === 'object' && value !== null && 'code' in value ? value.code : undefined;
+}
+
 /** Turns any thrown value into an Error, so logs always get a stack and a message. */
 export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;

@@ -4,9 +4,9 @@
  * the body names each check, 503 while any fails).
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from './logging.ts';
 import { metricsRegistry } from './metrics.ts';
+import { coerceError } from './errors.ts';
 
 export type ReadinessChecks = () => Record<string, boolean>;
 
@@ -32,7 +32,7 @@ export async function startHttpServer(options: { port: number; checks: Readiness
       case '/metrics':
         metricsRegistry.metrics().then(
           (text) => respond(200, text, metricsRegistry.contentType),
-          (err: unknown) => respond(500, JSON.stringify({ error: (err as Error).message })),
+          (err: unknown) => respond(500, JSON.stringify({ error: coerceError(err).message })),
         );
         return;
       default:
@@ -43,7 +43,9 @@ export async function startHttpServer(options: { port: number; checks: Readiness
     server.once('error', reject);
     server.listen(options.port, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  const address = server.address();
+  // Listening on a TCP port, so the address is never a pipe's path.
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
   options.log.info({ port }, 'http server listening');
   return {
     port,

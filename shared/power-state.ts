@@ -1,6 +1,7 @@
 /**
- * The power-state model: libvirt's virDomainState codes plus Nova's FAILED and BUILDING,
- * with the display names of the seed's _STATE_MAP.
+ * The power-state model: libvirt's virDomainState codes plus Nova's FAILED and BUILDING.
+ * `PowerState` is the one list: the message schemas, `isPowerState` and
+ * `fromLibvirtState` derive from it.
  */
 export const PowerState = {
   NOSTATE: 0,
@@ -21,26 +22,13 @@ export type PowerStateName = keyof typeof PowerState;
 
 export const POWER_STATES: readonly PowerState[] = Object.values(PowerState);
 
+// Object.entries forgets the key and value types of a constant it was given: restored here.
 const NAMES = Object.fromEntries(
   Object.entries(PowerState).map(([name, code]) => [code, name]),
 ) as Record<PowerState, PowerStateName>;
 
-/** The seed's _STATE_MAP: what a person is shown. */
-const DISPLAY_NAMES: Record<PowerState, string> = {
-  [PowerState.NOSTATE]: 'pending',
-  [PowerState.RUNNING]: 'running',
-  [PowerState.BLOCKED]: 'blocked',
-  [PowerState.PAUSED]: 'paused',
-  [PowerState.SHUTDOWN]: 'shutdown',
-  [PowerState.SHUTOFF]: 'shutdown',
-  [PowerState.CRASHED]: 'crashed',
-  [PowerState.SUSPENDED]: 'suspended',
-  [PowerState.FAILED]: 'failed to spawn',
-  [PowerState.BUILDING]: 'building',
-};
-
 export function isPowerState(value: unknown): value is PowerState {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 9;
+  return POWER_STATES.some((state) => state === value);
 }
 
 /** Upper-case constant name, e.g. `SHUTOFF`. */
@@ -53,11 +41,10 @@ export function powerStateKey(state: PowerState): string {
   return NAMES[state].toLowerCase();
 }
 
-export function powerStateDisplayName(state: PowerState): string {
-  return DISPLAY_NAMES[state];
-}
+/** libvirt reports NOSTATE..SUSPENDED (virDomainState 0..7); FAILED and BUILDING are Nova's own. */
+const LIBVIRT_STATES: readonly PowerState[] = POWER_STATES.filter((state) => state !== PowerState.FAILED && state !== PowerState.BUILDING);
 
-/** libvirt reports 0..7 (virDomainState); anything else from a hypervisor is a bug or a newer libvirt. */
+/** Anything outside virDomainState from a hypervisor is a bug or a newer libvirt: undefined. */
 export function fromLibvirtState(code: number): PowerState | undefined {
-  return Number.isInteger(code) && code >= 0 && code <= 7 ? (code as PowerState) : undefined;
+  return LIBVIRT_STATES.find((state) => state === code);
 }

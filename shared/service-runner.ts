@@ -1,11 +1,24 @@
 /**
- * What every service's main does the same way: load config (exit 2 naming every bad
- * variable), create the root logger, start, and stop once on SIGINT/SIGTERM. The first
- * signal drains; a second one, or the shutdown deadline, exits non-zero at once.
+ * The service kit. A service is a definition: its name, its environment schema and a
+ * `start` that holds only its own logic. The kit hands `start` what every service needs
+ * (config, logger, database pool, broker connection, a confirm publisher that declares the
+ * core topology, a database breaker) and a `defer` to register how to undo what it built.
+ *
+ * - `startService` composes a service on connections the caller owns (tests, benchmarks).
+ * - `runService` is a process: config (exit 2 naming every bad variable), root logger,
+ *   connections, /healthz /readyz /metrics, and one stop on SIGINT/SIGTERM or when the
+ *   service says it is `finished`. The first signal drains; a second one, or the shutdown
+ *   deadline, exits non-zero at once.
+ *
+ * Stopping runs every closer last-in-first-out: what was built last (intake) stops first,
+ * the connections it used close last.
  */
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
+import { type Breaker, createDatabaseBreaker } from './breaker.ts';
 import { type BusConnection, connectBus } from './bus/connect.ts';
+import { createPublisher, type Publisher } from './bus/publisher.ts';
+import { declareCoreTopology } from './bus/topology.ts';
 import { type CommonConfig, loadConfig } from './config.ts';
 import { createDatabase } from './db/connect.ts';
 import type { Database } from './db/database.ts';
@@ -13,34 +26,121 @@ import { coerceError, ConfigError } from './errors.ts';
 import { type ReadinessChecks, startHttpServer } from './http-server.ts';
 import { createLogger, type Logger } from './logging.ts';
 
-export interface RunningService {
-  /** Stop intake, finish in-flight work, close connections. Safe to call twice. */
-  stop(): Promise<void>;
-  /** What /readyz reports: each named check must hold (connected, breakers closed). */
-  checks?: ReadinessChecks;
+export type Closer = () => Promise<void> | void;
+
+/** What a service's `start` is handed. */
+export interface ServiceKit<C extends CommonConfig> {
+  config: Readonly<C>;
+  /** The service's logger (bound to its component). */
+  log: Logger;
+  db: Kysely<Database>;
+  bus: BusConnection;
+  /** A confirm channel whose setup declares the core topology (so nothing published before a consumer exists is lost). */
+  publisher: Publisher;
+  /** Every database call of the service goes through it; readiness reports it. */
+  dbBreaker: Breaker;
+  /** Registers a step of the service's stop; steps run in reverse order of registration. */
+  defer(closer: Closer): void;
 }
 
-export async function runService<S extends z.ZodType<CommonConfig>>(options: {
-  service: string;
+/** What a service's `start` may hand back. */
+export interface ServiceHooks {
+  /** Readiness checks of its own, beside the kit's broker and database checks. */
+  checks?: ReadinessChecks;
+  /** Settles when the service has done its work (e.g. configured cycles): the process then stops. */
+  finished?: Promise<unknown>;
+}
+
+export interface ServiceDefinition<S extends z.ZodType<CommonConfig>> {
+  /** The service's name, as logged and as the broker connection's name. */
+  name: string;
   env: S;
-  start: (context: { config: Readonly<z.output<S>>; log: Logger }) => Promise<RunningService>;
-}): Promise<void> {
+  /** Database connections the service can use at once (default 10). */
+  maxDatabaseConnections?: (config: Readonly<z.output<S>>) => number;
+  start(kit: ServiceKit<z.output<S>>): Promise<ServiceHooks | void>;
+}
+
+export interface RunningService {
+  /** Stop intake, finish in-flight work, close what the service built. Safe to call twice. */
+  stop(): Promise<void>;
+  /** What /readyz reports: each named check must hold. */
+  checks: ReadinessChecks;
+  /** From the service's hooks; never settles for a service that runs until stopped. */
+  finished: Promise<unknown>;
+}
+
+/** Identity for a service definition: only here to infer the config type for `start`. */
+export function defineService<S extends z.ZodType<CommonConfig>>(definition: ServiceDefinition<S>): ServiceDefinition<S> {
+  return definition;
+}
+
+/** A last-in-first-out list of closers whose `close` runs them once, however often it is called. */
+export function createClosers(): { defer(closer: Closer): void; close(): Promise<void> } {
+  const closers: Closer[] = [];
+  let closed: Promise<void> | undefined;
+  return {
+    defer: (closer) => void closers.push(closer),
+    close() {
+      closed ??= (async () => {
+        for (const closer of closers.splice(0).reverse()) await closer();
+      })();
+      return closed;
+    },
+  };
+}
+
+/**
+ * Composes a service on a pool and broker connection the caller owns (and closes). If
+ * `start` fails, whatever it had built is closed before the error is thrown.
+ */
+export async function startService<S extends z.ZodType<CommonConfig>>(
+  definition: ServiceDefinition<S>,
+  deps: { config: Readonly<z.output<S>>; log: Logger; db: Kysely<Database>; bus: BusConnection },
+): Promise<RunningService> {
+  const { config, db, bus } = deps;
+  const log = deps.log.child({ component: definition.name });
+  const closers = createClosers();
+  const publisher = createPublisher(bus, { name: `${definition.name}.publish`, log, setup: declareCoreTopology });
+  closers.defer(() => publisher.close());
+  const dbBreaker = createDatabaseBreaker(config, log);
+
+  let hooks: ServiceHooks | void;
+  try {
+    hooks = await definition.start({ config, log, db, bus, publisher, dbBreaker, defer: closers.defer });
+  } catch (err) {
+    await closers.close();
+    throw err;
+  }
+  const ownChecks = hooks?.checks ?? (() => ({}));
+  return {
+    stop: closers.close,
+    checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open', ...ownChecks() }),
+    finished: hooks?.finished ?? new Promise<never>(() => undefined),
+  };
+}
+
+/** Runs a service as this process until a signal, or until the service is finished. */
+export async function runService<S extends z.ZodType<CommonConfig>>(definition: ServiceDefinition<S>): Promise<void> {
   let config: Readonly<z.output<S>>;
   try {
-    config = loadConfig(options.env);
+    config = loadConfig(definition.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`${options.service}: ${err.message}\n`);
+    process.stderr.write(`${definition.name}: ${err.message}\n`);
     process.exit(2);
   }
-  const log = createLogger({ service: options.service, level: config.logLevel });
-
-  let running: RunningService;
+  const log = createLogger({ service: definition.name, level: config.logLevel });
+  const connections = createClosers();
   let stopping = false;
+  let service: RunningService;
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   try {
-    running = await options.start({ config, log });
-    const checks = running.checks ?? (() => ({}));
+    const db = createDatabase({ url: config.databaseUrl, log, maxConnections: definition.maxDatabaseConnections?.(config) });
+    connections.defer(() => db.destroy());
+    const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${definition.name}`, log });
+    connections.defer(() => bus.close());
+    service = await startService(definition, { config, log, db, bus });
+    const checks = service.checks;
     http = await startHttpServer({ port: config.httpPort, log, checks: () => ({ ...checks(), running: !stopping }) });
   } catch (err) {
     log.fatal({ err: coerceError(err) }, 'service failed to start');
@@ -48,23 +148,23 @@ export async function runService<S extends z.ZodType<CommonConfig>>(options: {
   }
   log.info('service started');
 
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal, exiting at once');
-      process.exit(130);
-    }
+  const shutdown = (why: Record<string, unknown>, exitCode = 0): void => {
+    if (stopping) return;
     stopping = true;
-    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    log.info({ ...why, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
     const deadline = setTimeout(() => {
       log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown deadline passed, exiting');
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
-    running.stop().then(
-      async () => {
-        await http.close();
+    (async () => {
+      await service.stop();
+      await connections.close();
+      await http.close();
+    })().then(
+      () => {
         log.info('service stopped');
-        process.exit(0);
+        process.exit(exitCode);
       },
       (err: unknown) => {
         log.error({ err: coerceError(err) }, 'shutdown failed');
@@ -72,36 +172,20 @@ export async function runService<S extends z.ZodType<CommonConfig>>(options: {
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal, exiting at once');
+      process.exit(130);
+    }
+    shutdown({ signal });
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-}
-
-/**
- * runService for a service that needs the database and the broker: one pool and one
- * broker connection, handed to `start`, closed after the service has stopped.
- */
-export async function runConnectedService<S extends z.ZodType<CommonConfig>>(options: {
-  service: string;
-  env: S;
-  /** Database connections the service can use at once (default 10). */
-  maxDatabaseConnections?: (config: Readonly<z.output<S>>) => number;
-  start: (context: { config: Readonly<z.output<S>>; log: Logger; db: Kysely<Database>; bus: BusConnection }) => Promise<RunningService>;
-}): Promise<void> {
-  await runService({
-    service: options.service,
-    env: options.env,
-    async start({ config, log }) {
-      const db = createDatabase({ url: config.databaseUrl, log, maxConnections: options.maxDatabaseConnections?.(config) });
-      const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${options.service}`, log });
-      const running = await options.start({ config, log, db, bus });
-      return {
-        checks: running.checks,
-        async stop() {
-          await running.stop();
-          await bus.close();
-          await db.destroy();
-        },
-      };
+  service.finished.then(
+    () => shutdown({ reason: 'finished' }),
+    (err: unknown) => {
+      log.error({ err: coerceError(err) }, 'service failed');
+      shutdown({ reason: 'failed' }, 1);
     },
-  });
+  );
 }

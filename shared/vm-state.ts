@@ -23,5 +23,5 @@ export type VmState = (typeof VmState)[keyof typeof VmState];
 export const VM_STATES: readonly VmState[] = Object.values(VmState);
 
 export function isVmState(value: unknown): value is VmState {
-  return typeof value === 'string' && (VM_STATES as readonly string[]).includes(value);
+  return VM_STATES.some((state) => state === value);
 }

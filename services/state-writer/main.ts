@@ -1,9 +1,4 @@
-import { stateWriterEnv } from '../../shared/config.ts';
-import { runConnectedService } from '../../shared/service-runner.ts';
-import { startStateWriter } from './state-writer.ts';
+import { runService } from '../../shared/service-runner.ts';
+import { stateWriter } from './state-writer.ts';
 
-await runConnectedService({
-  service: 'state-writer',
-  env: stateWriterEnv,
-  start: ({ config, log, db, bus }) => startStateWriter({ config, db, bus, log }),
-});
+await runService(stateWriter);

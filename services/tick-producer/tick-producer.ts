@@ -8,40 +8,58 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Channel } from 'amqplib';
 import type { Kysely } from 'kysely';
-import type { BusConnection } from '../../shared/bus/connect.ts';
-import { createPublisher, publishJson } from '../../shared/bus/publisher.ts';
-import { declareCoreTopology, declareTickQueue, Exchange } from '../../shared/bus/topology.ts';
+import { type Publisher, publishJson } from '../../shared/bus/publisher.ts';
+import { declareTickQueue, Exchange } from '../../shared/bus/topology.ts';
 import { createInFlight } from '../../shared/concurrency.ts';
-import type { TickProducerConfig } from '../../shared/config.ts';
+import { type TickProducerConfig, tickProducerEnv } from '../../shared/config.ts';
 import { listEnabledHosts } from '../../shared/db/compute-hosts.ts';
 import type { Database } from '../../shared/db/database.ts';
-import type { LeaderLock } from '../../shared/db/leader-lock.ts';
+import { createLeaderLock, type LeaderLock } from '../../shared/db/leader-lock.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { isLeader, ticksPublished } from '../../shared/metrics.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type Tick, tickSchema } from '../../shared/messages/tick.ts';
-import type { RunningService } from '../../shared/service-runner.ts';
+import { defineService } from '../../shared/service-runner.ts';
 import { planSlots, type ScheduledTick } from './tick-schedule.ts';
 
-export interface TickProducer extends RunningService {
+export const tickProducer = defineService({
+  name: 'tick-producer',
+  env: tickProducerEnv,
+  maxDatabaseConnections: () => 2,
+  async start({ config, log, db, publisher, defer }) {
+    // A standby notices a dead leader within a quarter interval (5 s at most).
+    const lockCheckMs = Math.min(5_000, Math.ceil(config.tickIntervalMs / 4));
+    const lock = createLeaderLock({ url: config.databaseUrl, name: 'virtsync.tick-producer', retryMs: lockCheckMs, checkMs: lockCheckMs, log });
+    defer(() => lock.release());
+    const producer = startTickSchedule({ config, db, publisher, lock, log });
+    defer(() => producer.stop());
+    // With TICK_MAX_CYCLES set, the producer is done after its last cycle and the process stops.
+    const finished = producer.finished.then((outcome) => {
+      if (outcome === 'completed') log.info({ cycles: config.maxCycles }, 'configured cycles done');
+    });
+    return { finished };
+  },
+});
+
+interface TickSchedule {
   /** Resolves `completed` when the configured number of cycles is done (never, for 0), `stopped` when stopped. */
   finished: Promise<'completed' | 'stopped'>;
+  stop(): Promise<void>;
 }
 
-export function startTickProducer(deps: {
+function startTickSchedule(deps: {
   config: TickProducerConfig;
   db: Kysely<Database>;
-  bus: BusConnection;
+  publisher: Publisher;
   lock: LeaderLock;
   log: Logger;
-}): TickProducer {
-  const { config, db, bus, lock } = deps;
+}): TickSchedule {
+  const { config, db, publisher, lock, log } = deps;
   const intervalMs = config.tickIntervalMs;
-  const log = deps.log.child({ component: 'tick-producer' });
-  const publisher = createPublisher(bus, { name: 'tick-producer.publish', log, setup: declareCoreTopology });
   const declared = new Set<string>();
   const stopping = new AbortController();
   const unconfirmed = createInFlight();
@@ -50,7 +68,7 @@ export function startTickProducer(deps: {
   const declareNewHosts = async (hosts: readonly string[]): Promise<void> => {
     const fresh = hosts.filter((host) => !declared.has(host));
     if (fresh.length === 0) return;
-    await publisher.addSetup((channel: Parameters<typeof declareTickQueue>[0]) => Promise.all(fresh.map((host) => declareTickQueue(channel, host))));
+    await publisher.addSetup((channel: Channel) => Promise.all(fresh.map((host) => declareTickQueue(channel, host))));
     for (const host of fresh) declared.add(host);
   };
 
@@ -118,19 +136,12 @@ export function startTickProducer(deps: {
     return 'stopped';
   })();
 
-  let stopped: Promise<void> | undefined;
   return {
     finished,
-    checks: () => ({ broker: bus.isConnected() }),
-    stop() {
-      stopped ??= (async () => {
-        stopping.abort();
-        await finished;
-        await unconfirmed.settled();
-        await lock.release();
-        await publisher.close();
-      })();
-      return stopped;
+    async stop() {
+      stopping.abort();
+      await finished;
+      await unconfirmed.settled();
     },
   };
 }

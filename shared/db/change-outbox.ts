@@ -1,7 +1,6 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
-import type { Database } from './database.ts';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import { sql, type Transaction } from 'kysely';
+import { countRows } from './count-rows.ts';
+import type { Database, Db } from './database.ts';
 
 export interface OutboxEvent {
   eventId: string;
@@ -70,10 +69,5 @@ export async function deletePublishedBefore(db: Db, olderThanMs: number, limit: 
 }
 
 export async function countUnpublished(db: Db): Promise<number> {
-  const row = await db
-    .selectFrom('change_outbox')
-    .select((eb) => eb.fn.countAll<string>().as('count'))
-    .where('published_at', 'is', null)
-    .executeTakeFirstOrThrow();
-  return Number(row.count);
+  return countRows(db.selectFrom('change_outbox').where('published_at', 'is', null));
 }

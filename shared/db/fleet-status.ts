@@ -2,12 +2,11 @@
  * Read-only queries behind `virtsync status`: what the database says about the fleet.
  * Nothing here locks or writes; the `virtsync_reader` role is enough.
  */
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import type { PowerState } from '../power-state.ts';
 import type { VmState } from '../vm-state.ts';
-import type { Database } from './database.ts';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import { countRows } from './count-rows.ts';
+import type { Db } from './database.ts';
 
 export interface RegisteredHost {
   host: string;
@@ -50,12 +49,7 @@ export async function countLiveInstancesByState(db: Db): Promise<InstanceStateCo
 }
 
 export async function countSoftDeletedInstances(db: Db): Promise<number> {
-  const row = await db
-    .selectFrom('instances')
-    .select((eb) => eb.fn.countAll<string>().as('count'))
-    .where('deleted_at', 'is not', null)
-    .executeTakeFirstOrThrow();
-  return Number(row.count);
+  return countRows(db.selectFrom('instances').where('deleted_at', 'is not', null));
 }
 
 export async function listLastHostSyncs(db: Db): Promise<LastHostSync[]> {

@@ -9,12 +9,14 @@ import * as m0001 from './migrations/0001-initial.ts';
 import * as m0002 from './migrations/0002-missed-reports-and-host-reports.ts';
 import * as m0003 from './migrations/0003-service-roles.ts';
 import * as m0004 from './migrations/0004-outbox-retention.ts';
+import * as m0006 from './migrations/0006-instance-sync-state.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
   '0002-missed-reports-and-host-reports': m0002,
   '0003-service-roles': m0003,
   '0004-outbox-retention': m0004,
+  '0006-instance-sync-state': m0006,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -2,6 +2,8 @@
  * Whether a database failure is worth retrying as it is: the connection or server went
  * away, or PostgreSQL asked us to retry. Anything else (a constraint, a bug) is not.
  */
+import { errorCode } from '../errors.ts';
+
 const RETRYABLE_SQLSTATE_CLASSES = ['08', '53', '57'];
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 const RETRYABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
@@ -9,7 +11,7 @@ const RETRYABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ET
 export function isTransientDatabaseError(err: unknown, depth = 0): boolean {
   // Cause chains can be cyclic; a real one is never this deep.
   if (!(err instanceof Error) || depth > 8) return false;
-  const code = (err as { code?: unknown }).code;
+  const code = errorCode(err);
   if (typeof code === 'string') {
     if (RETRYABLE_NODE_CODES.has(code) || RETRYABLE_SQLSTATES.has(code)) return true;
     if (/^[0-9A-Z]{5}$/.test(code) && RETRYABLE_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return true;

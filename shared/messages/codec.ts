@@ -3,7 +3,7 @@
  * on the way in. Parsing never throws; a bad message comes back with a reason.
  */
 import type { z } from 'zod';
-import { InvalidMessageError } from '../errors.ts';
+import { coerceError, InvalidMessageError } from '../errors.ts';
 import { SCHEMA_VERSION } from './fields.ts';
 
 /** Larger payloads are rejected before JSON parsing; no contract comes close. */
@@ -19,12 +19,12 @@ export function parseMessage<S extends z.ZodType>(schema: S, content: Buffer): P
   try {
     json = JSON.parse(content.toString('utf8'));
   } catch (err) {
-    return { ok: false, reason: `not JSON: ${(err as Error).message}` };
+    return { ok: false, reason: `not JSON: ${coerceError(err).message}` };
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return { ok: false, reason: 'not a JSON object' };
   }
-  const version = (json as { schemaVersion?: unknown }).schemaVersion;
+  const version = 'schemaVersion' in json ? json.schemaVersion : undefined;
   if (version !== SCHEMA_VERSION) {
     return { ok: false, reason: `unsupported schemaVersion ${JSON.stringify(version)} (expected ${SCHEMA_VERSION})` };
   }

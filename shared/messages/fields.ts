@@ -1,5 +1,6 @@
 /** Field schemas shared by the message contracts. */
 import { z } from 'zod';
+import { POWER_STATES } from '../power-state.ts';
 import { VmState } from '../vm-state.ts';
 
 export { hostNameSchema } from '../host-name.ts';
@@ -22,6 +23,12 @@ export const timestampSchema = z.iso
     return ms >= Date.UTC(1970, 0, 1) && ms < Date.UTC(10_000, 0, 1);
   }, 'timestamp out of range (1970 to 9999)');
 
-export const powerStateSchema = z.literal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+export const powerStateSchema = z.literal([...POWER_STATES]);
 
 export const vmStateSchema = z.enum(VmState);
+
+/** A look's place in its host's order: epoch from the database at agent start, sequence within it. */
+export const lookOrderSchema = z.object({
+  epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+});

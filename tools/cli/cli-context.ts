@@ -13,6 +13,7 @@ import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { describeTarget, reasonOf, UnreachableError } from './cli-errors.ts';
 import { createCliLogger } from './cli-logger.ts';
+import { coerceError } from '../../shared/errors.ts';
 
 /** How long a service may take to answer the first time before it counts as unreachable. */
 export const CONNECT_TIMEOUT_MS = 10_000;
@@ -100,7 +101,7 @@ async function firstConnect(connection: BusConnection, timeoutMs: number): Promi
     await Promise.race([
       once(connection, 'connect', { signal: controller.signal }),
       once(connection, 'connectFailed', { signal: controller.signal }).then(([event]: unknown[]) => {
-        throw (event as { err?: unknown } | undefined)?.err ?? new Error('connection attempt failed');
+        throw typeof event === 'object' && event !== null && 'err' in event ? coerceError(event.err) : new Error('connection attempt failed');
       }),
       sleepThenFail(timeoutMs, controller.signal),
     ]);

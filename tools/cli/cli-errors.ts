@@ -4,7 +4,7 @@
  * 3 a service (database, broker) could not be reached.
  */
 import { CommanderError } from 'commander';
-import { ConfigError } from '../../shared/errors.ts';
+import { ConfigError, errorCode } from '../../shared/errors.ts';
 
 export const ExitCode = {
   ok: 0,
@@ -56,7 +56,7 @@ export function reasonOf(err: unknown): string {
   if (err instanceof AggregateError && err.errors.length > 0) {
     return [...new Set(err.errors.map((inner: unknown) => reasonOf(inner)))].join('; ');
   }
-  const code = (err as { code?: unknown }).code;
+  const code = errorCode(err);
   return typeof code === 'string' ? code : err.name;
 }
 

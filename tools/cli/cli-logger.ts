@@ -4,18 +4,15 @@
  * only errors unless --verbose asks for more.
  */
 import { createLogger, type Logger } from '../../shared/logging.ts';
+import { parseJsonLine } from '../json-line.ts';
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 const OMITTED = new Set(['level', 'time', 'pid', 'hostname', 'service', 'msg']);
 
 /** `virtsync: warn broker connection lost, reconnecting (component=bus err="…")`. */
 export function formatLogLine(json: string): string {
-  let entry: Record<string, unknown>;
-  try {
-    entry = JSON.parse(json) as Record<string, unknown>;
-  } catch {
-    return `virtsync: ${json.trimEnd()}\n`;
-  }
+  const entry = parseJsonLine(json);
+  if (entry === undefined) return `virtsync: ${json.trimEnd()}\n`;
   const level = LEVEL_NAMES[Number(entry.level)] ?? String(entry.level);
   const fields = Object.entries(entry)
     .filter(([key]) => !OMITTED.has(key))

@@ -1,8 +1,6 @@
 /** `virtsync history <uuid>`: every change recorded for one instance, oldest first. */
 import { Argument, type Command } from 'commander';
-import { type AuditRecord, readInstanceHistory } from '../../shared/db/instance-history.ts';
-import { isPowerState } from '../../shared/power-state.ts';
-import { isVmState } from '../../shared/vm-state.ts';
+import { type AuditRecord, readInstanceHistory } from '../../shared/db/audit-log.ts';
 import { parseInstanceUuid } from './argument-parsers.ts';
 import type { CliContext } from './cli-context.ts';
 import { NotFoundError } from './cli-errors.ts';
@@ -27,11 +25,11 @@ export function registerHistoryCommand(program: Command, context: CliContext): v
         renderTable(
           ['committed', 'host', 'rule', 'power state/vm state', 'observed', 'reason'],
           records.map((record) => [
-            record.committed_at.toISOString(),
+            record.committedAt.toISOString(),
             record.host,
             record.rule,
-            transitionOf(record),
-            record.observed_at.toISOString(),
+            formatTransition(record.before, record.after),
+            record.observedAt.toISOString(),
             record.reason,
           ]),
         ),
@@ -39,28 +37,6 @@ export function registerHistoryCommand(program: Command, context: CliContext): v
     });
 }
 
-function transitionOf(record: AuditRecord): string {
-  const before = { powerState: record.before_power_state, vmState: record.before_vm_state };
-  const after = { powerState: record.after_power_state, vmState: record.after_vm_state };
-  // The columns are only as good as what was written to them: show raw values rather than guess.
-  if (!isPowerState(before.powerState) || !isPowerState(after.powerState) || !isVmState(before.vmState) || !isVmState(after.vmState)) {
-    return `${before.powerState}/${before.vmState} → ${after.powerState}/${after.vmState}`;
-  }
-  return formatTransition(before, after);
-}
-
 function toJson(record: AuditRecord) {
-  return {
-    eventId: record.event_id,
-    instanceUuid: record.instance_uuid,
-    host: record.host,
-    rule: record.rule,
-    reason: record.reason,
-    before: { powerState: record.before_power_state, vmState: record.before_vm_state },
-    after: { powerState: record.after_power_state, vmState: record.after_vm_state },
-    observationId: record.observation_id,
-    observedAt: record.observed_at.toISOString(),
-    committedAt: record.committed_at.toISOString(),
-    recordedAt: record.recorded_at.toISOString(),
-  };
+  return { ...record, observedAt: record.observedAt.toISOString(), committedAt: record.committedAt.toISOString(), recordedAt: record.recordedAt.toISOString() };
 }

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
-import { ConfigError } from '../../shared/errors.ts';
+import { ConfigError, errorCode } from '../../shared/errors.ts';
 import { createCliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
 import { registerFleetCommand } from './fleet-command.ts';
@@ -75,5 +75,5 @@ function describeFailure(err: unknown): string {
 
 function hasCode(err: unknown, code: string, depth = 0): boolean {
   if (!(err instanceof Error) || depth > 8) return false;
-  return (err as { code?: unknown }).code === code || hasCode(err.cause, code, depth + 1);
+  return errorCode(err) === code || hasCode(err.cause, code, depth + 1);
 }

@@ -15,6 +15,7 @@ import { DEFAULT_FLEET, planFleet } from '../fleet/fleet-plan.ts';
 import { formatSummary } from './print-summary.ts';
 import { resetBus } from './reset-bus.ts';
 import { runDemo } from './run-demo.ts';
+import { coerceError } from '../../shared/errors.ts';
 
 const USAGE = `usage: npm run demo -- [--hosts N] [--min-vms N] [--max-vms N] [--drift 0..1] [--seed N] [--agents N] [--cycle-ms N]`;
 
@@ -83,7 +84,7 @@ try {
   console.log(`\nservice logs: ${logDir}`);
   process.exitCode = summary.ok ? 0 : 1;
 } catch (err) {
-  console.error(`demo failed: ${(err as Error).message}\nservice logs: ${logDir}`);
+  console.error(`demo failed: ${coerceError(err).message}\nservice logs: ${logDir}`);
   process.exitCode = 1;
 } finally {
   await db.destroy();

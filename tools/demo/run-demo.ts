@@ -8,6 +8,7 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
 import { countUnpublished } from '../../shared/db/change-outbox.ts';
+import { countRows } from '../../shared/db/count-rows.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { SyncRule } from '../../shared/sync-rules.ts';
 import { type FleetOptions, type FleetPlan, planFleet } from '../fleet/fleet-plan.ts';
@@ -16,6 +17,7 @@ import { applyRaces, fleetLibvirtUri, insertFleetRows, writeNodeXmlFiles } from 
 import { waitFor } from '../wait-for.ts';
 import { watchBus } from './bus-watch.ts';
 import { type ServiceProcess, startServiceProcess } from './service-process.ts';
+import { freePort, readWriterDecisions } from './writer-decisions.ts';
 
 export interface DemoOptions {
   databaseUrl: string;
@@ -61,7 +63,6 @@ export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promi
 
   const baseEnv = { DATABASE_URL: options.databaseUrl, AMQP_URL: options.amqpUrl, LOG_LEVEL: 'info' };
   const services: ServiceProcess[] = [];
-  const writerTotals = { observations: 0, outcomes: {} as Partial<Record<SyncRule, number>> };
   const watch = await watchBus(options.amqpUrl);
   try {
     services.push(startServiceProcess({ service: 'audit-subscriber', env: baseEnv, logDir: options.logDir }));
@@ -97,26 +98,16 @@ export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promi
     await applyRaces(db, plan);
     progress('staged in-flight races: migrations finished, instances deleted');
 
-    services.push(
-      startServiceProcess({
-        service: 'state-writer',
-        env: baseEnv,
-        logDir: options.logDir,
-        onLogLine: (entry) => {
-          if (entry.msg !== 'batch committed') return;
-          writerTotals.observations += Number(entry.observations);
-          for (const [rule, count] of Object.entries(entry.outcomes as Record<SyncRule, number>)) {
-            writerTotals.outcomes[rule as SyncRule] = (writerTotals.outcomes[rule as SyncRule] ?? 0) + count;
-          }
-        },
-      }),
-    );
-    const outboxCount = async () => Number((await db.selectFrom('change_outbox').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
-    const auditCount = async () => Number((await db.selectFrom('audit_log').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    const writerPort = await freePort();
+    services.push(startServiceProcess({ service: 'state-writer', env: { ...baseEnv, HTTP_PORT: String(writerPort) }, logDir: options.logDir }));
+    let decisions = new Map<SyncRule, number>();
+    const outboxCount = () => countRows(db.selectFrom('change_outbox'));
+    const auditCount = () => countRows(db.selectFrom('audit_log'));
     await waitFor(
       'every observation decided, published and audited',
       async () => {
-        if (writerTotals.observations < published) return false;
+        decisions = await readWriterDecisions(writerPort).catch(() => decisions);
+        if (sum([...decisions.values()]) < published) return false;
         const committed = await outboxCount();
         return (await countUnpublished(db)) === 0 && (await auditCount()) === committed && watch.changes.length >= committed;
       },
@@ -137,7 +128,7 @@ export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promi
       hostsWithCountMismatch: reports.filter((r) => r.dbCount !== r.hypervisorCount).length,
       unknownDomains: sum(reports.map((r) => r.unknown)),
       observationsPublished: published,
-      rules: ruleTable(plan, writerTotals.outcomes),
+      rules: ruleTable(plan, decisions),
       rowsCommitted,
       eventsReceivedDownstream: watch.changes.length,
       auditRows,
@@ -167,13 +158,13 @@ function dealHosts(hosts: readonly string[], agents: number): string[][] {
   return groups;
 }
 
-function ruleTable(plan: FleetPlan, found: Partial<Record<SyncRule, number>>): DemoSummary['rules'] {
+function ruleTable(plan: FleetPlan, found: ReadonlyMap<SyncRule, number>): DemoSummary['rules'] {
   const expected = new Map<SyncRule, number>();
   for (const { scenario } of plan.instances) {
     if (scenario.rule !== null) expected.set(scenario.rule, (expected.get(scenario.rule) ?? 0) + 1);
   }
-  const rules = new Set<SyncRule>([...expected.keys(), ...(Object.keys(found) as SyncRule[])]);
-  return [...rules].map((rule) => ({ rule, expected: expected.get(rule) ?? 0, found: found[rule] ?? 0 }));
+  const rules = new Set<SyncRule>([...expected.keys(), ...found.keys()]);
+  return [...rules].map((rule) => ({ rule, expected: expected.get(rule) ?? 0, found: found.get(rule) ?? 0 }));
 }
 
 function sum(values: readonly number[]): number {

@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseJsonLine } from '../json-line.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -45,12 +46,9 @@ export function startServiceProcess(options: {
   child.stderr?.pipe(log, { end: false });
   createInterface({ input: child.stdout! }).on('line', (line) => {
     log.write(`${line}\n`);
-    if (options.onLogLine === undefined) return;
-    try {
-      options.onLogLine(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // Not a JSON log line (a crash trace): it is in the log file for the operator.
-    }
+    // A line that is not JSON (a crash trace) is in the log file for the operator.
+    const entry = parseJsonLine(line);
+    if (entry !== undefined) options.onLogLine?.(entry);
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   void exited.then(() => log.end());

@@ -11,9 +11,9 @@ import { Exchange, Queue, REASON_HEADER } from '../../../shared/bus/topology.ts'
 import { auditSubscriberEnv, loadConfig } from '../../../shared/config.ts';
 import type { ChangeEvent } from '../../../shared/messages/change-event.ts';
 import { PowerState } from '../../../shared/power-state.ts';
-import type { RunningService } from '../../../shared/service-runner.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
 import { VmState } from '../../../shared/vm-state.ts';
-import { startAuditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
+import { auditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
@@ -37,7 +37,7 @@ before(async () => {
   vhost = await createTestVhost();
   probe = await openBusProbe(vhost.amqpUrl);
   bus = connectBus({ url: vhost.amqpUrl, name: 'test audit-subscriber', log: testLogger });
-  subscriber = await startAuditSubscriber({
+  subscriber = await startService(auditSubscriber, {
     config: loadConfig(auditSubscriberEnv, { DATABASE_URL: database.url, AMQP_URL: vhost.amqpUrl, AUDIT_BATCH_LINGER_MS: '20' }),
     db: database.db,
     bus,

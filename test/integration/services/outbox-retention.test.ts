@@ -10,11 +10,11 @@ import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { Exchange } from '../../../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv } from '../../../shared/config.ts';
 import { PowerState } from '../../../shared/power-state.ts';
-import type { RunningService } from '../../../shared/service-runner.ts';
-import { startStateWriter } from '../../../services/state-writer/state-writer.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
+import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
-import { publishObservations } from '../../helpers/observations.ts';
+import { observationOf, publishObservations } from '../../helpers/observations.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
@@ -42,7 +42,7 @@ before(async () => {
     OUTBOX_POLL_MS: '100',
     OUTBOX_RETENTION_MS: String(RETENTION_MS),
   });
-  writer = await startStateWriter({ config, db: database.db, bus, log: testLogger });
+  writer = await startService(stateWriter, { config, db: database.db, bus, log: testLogger });
 });
 
 after(async () => {
@@ -55,7 +55,7 @@ after(async () => {
 
 test('a published change is kept for OUTBOX_RETENTION_MS, then deleted from the outbox', async () => {
   publishObservations(probe, [
-    { observationId: randomUUID(), instanceUuid: uuid, host: HOST, powerState: PowerState.SHUTOFF, observedAt: new Date().toISOString(), trigger: 'event', tickId: null },
+    observationOf({ uuid, host: HOST, power_state: PowerState.RUNNING, vm_state: 'active' }, PowerState.SHUTOFF, { epoch: 1, seq: 1 }, { trigger: 'event' }),
   ]);
   const outbox = () => database.db.selectFrom('change_outbox').select(['event_id', 'published_at']).execute();
   await waitFor('the change published and marked', async () => changes.length === 1 && (await outbox())[0]?.published_at != null, { timeoutMs: 10_000 });

@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Message } from 'amqplib';
-import { startTickProducer, type TickProducer } from '../../../services/tick-producer/tick-producer.ts';
+import { tickProducer } from '../../../services/tick-producer/tick-producer.ts';
 import { slotOffsetMs } from '../../../services/tick-producer/tick-schedule.ts';
 import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { Exchange, tickQueue } from '../../../shared/bus/topology.ts';
 import { loadConfig, tickProducerEnv } from '../../../shared/config.ts';
-import { createLeaderLock } from '../../../shared/db/leader-lock.ts';
 import { parseMessage } from '../../../shared/messages/codec.ts';
 import { type Tick, tickSchema } from '../../../shared/messages/tick.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
@@ -22,6 +21,7 @@ import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { type RunningService, startService } from '../../../shared/service-runner.ts';
 
 const INTERVAL_MS = 600;
 const CYCLES = 2;
@@ -42,7 +42,7 @@ let database: TestDatabase;
 let vhost: TestVhost;
 let probe: BusProbe;
 let bus: BusConnection | undefined;
-let producer: TickProducer | undefined;
+let producer: RunningService | undefined;
 /** What each host's binding of the ticks exchange received. */
 const received = new Map<string, Message[]>();
 let startedAtMs = 0;
@@ -65,9 +65,8 @@ before(async () => {
     TICK_INTERVAL_MS: String(INTERVAL_MS),
     TICK_MAX_CYCLES: String(CYCLES),
   });
-  const lock = createLeaderLock({ url: database.url, name: 'virtsync.tick-producer', retryMs: 100, checkMs: 100, log: testLogger });
   startedAtMs = Date.now();
-  producer = startTickProducer({ config, db: database.db, bus, lock, log: testLogger });
+  producer = await startService(tickProducer, { config, db: database.db, bus, log: testLogger });
 });
 
 after(async () => {

@@ -269,19 +269,17 @@ describe('tail', () => {
 
 describe('history', () => {
   const uuid = randomUUID();
-  const entry = (rule: string, at: string, before: [PowerState, VmState], afterState: [PowerState, VmState]) => ({
-    event_id: randomUUID(),
-    instance_uuid: uuid,
+  const entry = (rule: 'running' | 'stopped', at: string, before: [PowerState, VmState], afterState: [PowerState, VmState]): ChangeEvent => ({
+    schemaVersion: 1,
+    eventId: randomUUID(),
+    instanceUuid: uuid,
     host: 'h1',
     rule,
-    reason: `because ${rule}`,
-    before_power_state: before[0],
-    before_vm_state: before[1],
-    after_power_state: afterState[0],
-    after_vm_state: afterState[1],
-    observation_id: randomUUID(),
-    observed_at: at,
-    committed_at: at,
+    before: { powerState: before[0], vmState: before[1] },
+    after: { powerState: afterState[0], vmState: afterState[1] },
+    observationId: randomUUID(),
+    observedAt: at,
+    committedAt: at,
   });
 
   before(async () => {

@@ -48,6 +48,8 @@ describe('loadConfig: defaults', () => {
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
+      clockSkewWarnMs: 60_000,
+      staleSkipsWarn: 10,
     });
   });
 
@@ -70,6 +72,7 @@ describe('loadConfig: defaults', () => {
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
       startupSyncWindowMs: 5_000,
+      clockOffsetMs: 0,
     });
   });
 

@@ -14,9 +14,9 @@ import { changeEventSchema } from '../../../../shared/messages/change-event.ts';
 import { parseMessage } from '../../../../shared/messages/codec.ts';
 import { unknownDomainSchema } from '../../../../shared/messages/unknown-domain.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
-import type { RunningService } from '../../../../shared/service-runner.ts';
-import { startStateWriter } from '../../../../services/state-writer/state-writer.ts';
-import { startSyncAgent } from '../../../../services/sync-agent/sync-agent.ts';
+import { type RunningService, startService } from '../../../../shared/service-runner.ts';
+import { stateWriter } from '../../../../services/state-writer/state-writer.ts';
+import { syncAgent } from '../../../../services/sync-agent/sync-agent.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { openBusProbe, type BusProbe } from '../../../helpers/bus-probe.ts';
 import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../../helpers/libvirtd.ts';
@@ -56,8 +56,8 @@ before(async () => {
   const writerBus = connectBus({ url: vhost.amqpUrl, name: 'test writer', log: testLogger });
   buses.push(agentBus, writerBus);
   services.push(
-    await startStateWriter({ config: loadConfig(stateWriterEnv, { ...env, WRITER_BATCH_LINGER_MS: '10' }), db: database.db, bus: writerBus, log: testLogger }),
-    await startSyncAgent({
+    await startService(stateWriter, { config: loadConfig(stateWriterEnv, { ...env, WRITER_BATCH_LINGER_MS: '10' }), db: database.db, bus: writerBus, log: testLogger }),
+    await startService(syncAgent, {
       config: loadConfig(syncAgentEnv, { ...env, AGENT_HOSTS: host, LIBVIRT_URI: LIBVIRTD_URI, EVENT_DEBOUNCE_MS: '300' }),
       db: database.db,
       bus: agentBus,

@@ -11,7 +11,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Message } from 'amqplib';
 import type { z } from 'zod';
-import { startSyncAgent } from '../../../../services/sync-agent/sync-agent.ts';
+import { syncAgent } from '../../../../services/sync-agent/sync-agent.ts';
 import { connectBus, type BusConnection } from '../../../../shared/bus/connect.ts';
 import { declareTickQueue, Exchange, observationRoutingKey, Queue, REASON_HEADER, tickQueue } from '../../../../shared/bus/topology.ts';
 import { loadConfig, syncAgentEnv } from '../../../../shared/config.ts';
@@ -23,7 +23,7 @@ import { hostObservationsSchema, type Observation, observationsOf } from '../../
 import { type Tick, tickSchema } from '../../../../shared/messages/tick.ts';
 import { unknownDomainSchema } from '../../../../shared/messages/unknown-domain.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
-import type { RunningService } from '../../../../shared/service-runner.ts';
+import { type RunningService, startService } from '../../../../shared/service-runner.ts';
 import type { VmState } from '../../../../shared/vm-state.ts';
 import type { SimulatedDomain } from '../../../../tools/fleet/node-xml.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
@@ -120,7 +120,7 @@ before(async () => {
     AGENT_LIFECYCLE_EVENTS: 'false',
     AGENT_STARTUP_SYNC_WINDOW_MS: '0',
   });
-  agent = await startSyncAgent({ config, db: database.db, bus, log: testLogger });
+  agent = await startService(syncAgent, { config, db: database.db, bus, log: testLogger });
   // At start the agent looks at each of its hosts once, without a tick: kept for their own test, then set aside.
   await waitFor('a startup sync of each host', () => reportsFor(null).length >= 2, { timeoutMs: 10_000 });
   startupReports = reportsFor(null);
