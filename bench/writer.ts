@@ -32,6 +32,7 @@ import type { Database } from '../shared/db/database.ts';
 import { encodeMessage } from '../shared/messages/codec.ts';
 import { groupObservations, hostObservationsSchema, type Observation } from '../shared/messages/observation.ts';
 import { PowerState } from '../shared/power-state.ts';
+import { VmState } from '../shared/vm-state.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { runBench } from './lib/harness.ts';
 import { type CpuWindow, startCpuWindow } from './lib/proc-stats.ts';
@@ -69,10 +70,10 @@ async function insertRows(db: Kysely<Database>, uuids: readonly string[]): Promi
   }
 }
 
-/** Every row back to RUNNING/ACTIVE, last changed an hour ago; the outbox and audit log emptied; dead tuples gone. */
+/** Every row back to RUNNING/ACTIVE; virtsync's bookkeeping, the outbox and audit log emptied; dead tuples gone. */
 async function resetRows(db: Kysely<Database>): Promise<void> {
-  await sql`update instances set power_state = ${PowerState.RUNNING}, vm_state = 'active', power_state_updated_at = ${OLD}::timestamptz, missed_reports = 0, last_missed_at = null`.execute(db);
-  await sql`truncate change_outbox, audit_log`.execute(db);
+  await sql`update instances set power_state = ${PowerState.RUNNING}, vm_state = 'active'`.execute(db);
+  await sql`truncate instance_sync_state, change_outbox, audit_log`.execute(db);
   await sql`vacuum analyze instances`.execute(db);
   await sql`vacuum analyze change_outbox`.execute(db);
 }
@@ -81,12 +82,16 @@ async function resetRows(db: Kysely<Database>): Promise<void> {
 function observationObjects(uuids: readonly string[]): Observation[] {
   const observedAt = new Date().toISOString();
   const ticks = new Map<string, string>();
+  const expected = { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null };
   return uuids.map((uuid, i) => {
     const host = hostOf(i);
-    const sync = `${host}/${Math.floor(i / HOSTS / OBSERVATIONS_PER_SYNC)}`;
+    const syncIndex = Math.floor(i / HOSTS / OBSERVATIONS_PER_SYNC);
+    const sync = `${host}/${syncIndex}`;
     const tickId = ticks.get(sync) ?? randomUUID();
     ticks.set(sync, tickId);
-    return { observationId: randomUUID(), instanceUuid: uuid, host, powerState: PowerState.SHUTOFF, observedAt, trigger: 'tick', tickId };
+    // One look per host sync, as an agent numbers them.
+    const look = { epoch: 1, seq: syncIndex + 1 };
+    return { observationId: randomUUID(), instanceUuid: uuid, host, powerState: PowerState.SHUTOFF, expected, observedAt, look, trigger: 'tick', tickId };
   });
 }
 

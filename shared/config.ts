@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { hostNameSchema } from './host-name.ts';
+import { brokerUrls } from './bus/broker-urls.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -26,7 +27,11 @@ function tlsFiles(caFile: string | undefined, certFile: string | undefined, keyF
 
 const commonEnv = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/virtsync'),
-  AMQP_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672/'),
+  /** One broker URL, or every node of a cluster comma-separated: a connection tries them in turn (shared/bus/connect.ts). */
+  AMQP_URL: z
+    .string()
+    .default('amqp://guest:guest@127.0.0.1:5672/')
+    .refine((value) => brokerUrls(value).length > 0 && brokerUrls(value).every((url) => URL.canParse(url)), 'must be a URL or a comma-separated list of URLs'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a graceful shutdown may take before the process exits non-zero. */
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
@@ -56,7 +61,12 @@ const commonEnv = z.object({
 
 /** Settings that are fine one by one but not together; named by variable like every other problem. */
 function checkTls(env: z.infer<typeof commonEnv>, context: z.RefinementCtx): void {
-  const amqps = env.AMQP_URL.startsWith('amqps:');
+  const urls = brokerUrls(env.AMQP_URL);
+  const tlsNodes = urls.filter((url) => url.startsWith('amqps:')).length;
+  if (tlsNodes > 0 && tlsNodes < urls.length) {
+    context.addIssue({ code: 'custom', path: ['AMQP_URL'], message: 'mixes amqps:// and amqp:// nodes: all TLS or none' });
+  }
+  const amqps = tlsNodes > 0 && tlsNodes === urls.length;
   if (env.AMQP_CA_FILE !== undefined && !amqps) {
     context.addIssue({ code: 'custom', path: ['AMQP_URL'], message: 'AMQP_CA_FILE is set, so AMQP_URL must be amqps:// (TLS), not plain-text amqp://' });
   }
@@ -125,6 +135,10 @@ export const syncAgentEnv = commonEnv
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+    /** At start (and when a host's libvirt connection is back) each host is synced once, at a random moment within this window. */
+    AGENT_STARTUP_SYNC_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
+    /** For tests and drills only: shifts the agent's stamps by this much, as a clock set wrong would. Nothing is ordered by them. */
+    AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
   })
   .superRefine(checkTls)
   .transform((env) => ({
@@ -136,6 +150,8 @@ export const syncAgentEnv = commonEnv
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
+    startupSyncWindowMs: env.AGENT_STARTUP_SYNC_WINDOW_MS,
+    clockOffsetMs: env.AGENT_CLOCK_OFFSET_MS,
   }));
 
 export const stateWriterEnv = commonEnv
@@ -160,11 +176,17 @@ export const stateWriterEnv = commonEnv
       .string()
       .default('')
       .transform((value) => value.split(',').map((user) => user.trim()).filter((user) => user !== '')),
+    /** An agent's clock this far from the writer's (or its observations this late) is logged at warn, per host. */
+    CLOCK_SKEW_WARN_MS: positiveInt.default(60_000),
+    /** Stale skips of one host in one batch from which a warn summary is logged (each one is logged at debug). */
+    STALE_SKIPS_WARN: positiveInt.default(10),
   })
   .superRefine(checkTls)
   .transform((env) => ({
     ...common(env),
     policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
+    clockSkewWarnMs: env.CLOCK_SKEW_WARN_MS,
+    staleSkipsWarn: env.STALE_SKIPS_WARN,
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,

@@ -90,6 +90,12 @@ export const writerCommitDuration = new Histogram({
   buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   registers,
 });
+export const agentClockOffset = new Gauge({
+  name: 'virtsync_agent_clock_offset_seconds',
+  help: "An agent's stamp minus the writer's clock at commit, newest per observing host (negative: behind, or observations delayed); shown, never used to order",
+  labelNames: ['host'] as const,
+  registers,
+});
 export const outboxBacklog = new Gauge({
   name: 'virtsync_outbox_backlog',
   help: 'Committed changes not yet published, as of the relay\'s last pass',

@@ -1,36 +1,54 @@
 /**
  * The decision at the heart of virtsync: Nova's `_sync_power_states` rules, as a pure
  * function over what the hypervisor reported and the instance row as it is *now*
- * (the state writer re-reads it under a row lock just before calling this).
+ * (the state writer re-reads it under a row lock just before calling this), plus the two
+ * checks a bus needs: the cloud's writes since the agent read the row win, and among one
+ * host's looks the newest wins. No timestamp takes part in any decision.
  */
 import { PowerState } from './power-state.ts';
 import { VmState } from './vm-state.ts';
+
+/**
+ * Where a look stands in its host's order: the epoch the database handed the agent when it
+ * started, and the agent's count of hypervisor answers since. No clock takes part, so a
+ * skewed or hostile clock cannot reorder anything; a restarted agent's epoch is higher.
+ */
+export interface LookOrder {
+  epoch: number;
+  seq: number;
+}
+
+/**
+ * The columns of the cloud's row a decision depends on. The cloud changing any of them after
+ * an agent read the row outranks that agent's observation.
+ */
+export interface CloudState {
+  host: string;
+  powerState: PowerState;
+  vmState: VmState;
+  /** An operation the cloud has in progress (Nova's task_state); the sync keeps out of its way. */
+  taskState: string | null;
+  /** Soft-deleted (Nova keeps deleted rows with a deleted flag). */
+  deleted: boolean;
+}
 
 /** What one agent saw for one instance. `powerState: null` = the hypervisor does not know it. */
 export interface ObservedState {
   host: string;
   powerState: PowerState | null;
-  observedAt: Date;
+  look: LookOrder;
+  /** The row as the agent read it, before it asked the hypervisor. */
+  expected: CloudState;
 }
 
-/** The row's current state; `undefined` is passed for a row that no longer exists. */
-export interface InstanceSnapshot {
-  host: string;
-  powerState: PowerState;
-  vmState: VmState;
-  /** Soft-deleted (Nova keeps deleted rows with a deleted flag). */
-  deleted: boolean;
-  /**
-   * When the power state was last established: set by the cloud, or changed or confirmed by an
-   * observation from the owning host. Anything observed earlier is stale. Null if never.
-   */
-  powerStateUpdatedAt: Date | null;
-  /** An operation the cloud has in progress (Nova's task_state); the sync keeps out of its way. */
-  taskState: string | null;
-  /** Consecutive cycles the hypervisor did not know the instance. */
+/** The row's current state and virtsync's own bookkeeping of it; `undefined` for a row that no longer exists. */
+export interface InstanceSnapshot extends CloudState {
+  /** Consecutive looks of the owning host that did not find the instance. */
   missedReports: number;
-  /** observedAt of the last miss counted. */
-  lastMissedAt: Date | null;
+  /** The newest look decided on for this row (applied, counted, or found equal), and whose it was. */
+  lastLook: (LookOrder & { host: string }) | null;
+  /** power_state and vm_state as virtsync last wrote them: telling its own writes from the cloud's. */
+  written: { powerState: PowerState; vmState: VmState } | null;
 }
 
 export interface SyncPolicy {
@@ -63,8 +81,12 @@ export type SkipRule =
   | 'migrating-in'
   /** Found on a host that does not own the row (late or misrouted report). */
   | 'stale-host'
-  /** Observed no later than the row's last power-state change (reordered or duplicate delivery). */
+  /** The cloud changed the row after the agent read it: the cloud's write wins, the next look decides. */
+  | 'changed-after-read'
+  /** Not newer than a look of the same host already decided on (reordered or duplicate delivery). */
   | 'stale-observation'
+  /** From an agent that predates look ordering: it cannot be ordered, so it is logged and left to a new agent. */
+  | 'legacy-contract'
   /** The hypervisor agrees with the row. */
   | 'equal';
 
@@ -90,7 +112,9 @@ export const SKIP_RULES = [
   'moved',
   'migrating-in',
   'stale-host',
+  'changed-after-read',
   'stale-observation',
+  'legacy-contract',
   'equal',
 ] as const satisfies readonly SkipRule[];
 
@@ -108,9 +132,11 @@ export function decide(observed: ObservedState, row: InstanceSnapshot | undefine
   if (row.host !== observed.host) return skip(foundOnHypervisor ? 'stale-host' : 'moved');
   if (row.taskState !== null) return skip('task-in-progress');
 
-  if (isNoLaterThan(observed.observedAt, row.powerStateUpdatedAt)) return skip('stale-observation');
-  // A miss already counted (redelivered, or older than the last one) must not count twice.
-  if (!foundOnHypervisor && isNoLaterThan(observed.observedAt, row.lastMissedAt)) return skip('stale-observation');
+  if (changedAfterRead(row, observed.expected)) return skip('changed-after-read');
+  // Redelivered, or overtaken by a newer look of the same host: a miss never counts twice.
+  if (row.lastLook !== null && row.lastLook.host === observed.host && !isNewerLook(observed.look, row.lastLook)) {
+    return skip('stale-observation');
+  }
 
   // The seed's loop falls out of its "moved" and "migrating in" branches with
   // vm_power_state still holding the previous instance's value (or unbound on the
@@ -137,21 +163,35 @@ export function decide(observed: ObservedState, row: InstanceSnapshot | undefine
 }
 
 /**
- * The row after a decision, or undefined when the decision writes nothing. Every decision
- * that applies the owning host's observation (an update, a count, or confirming an equal
- * state) stamps its time, so an older observation arriving later is recognised as stale.
+ * The row after a decision, or undefined when the decision writes nothing. Every decision on
+ * the owning host's look (an update, a count, or confirming an equal state) records that
+ * look, so an older one arriving later is recognised as stale; an update also records what
+ * virtsync wrote.
  */
-export function nextSnapshot(row: InstanceSnapshot | undefined, decision: Decision, observedAt: Date): InstanceSnapshot | undefined {
+export function nextSnapshot(row: InstanceSnapshot | undefined, decision: Decision, observed: ObservedState): InstanceSnapshot | undefined {
   if (row === undefined) return undefined;
-  if (decision.action === 'skip') return decision.rule === 'equal' ? { ...row, powerStateUpdatedAt: observedAt } : undefined;
-  const missed = decision.rule === 'missing' || decision.rule === 'missing-grace';
-  const counted = { missedReports: decision.missedReports, lastMissedAt: missed ? observedAt : row.lastMissedAt, powerStateUpdatedAt: observedAt };
-  if (decision.action === 'count') return { ...row, ...counted };
-  return { ...row, ...counted, powerState: decision.powerState, vmState: decision.vmState };
+  const lastLook = { host: observed.host, ...observed.look };
+  if (decision.action === 'skip') return decision.rule === 'equal' ? { ...row, lastLook } : undefined;
+  if (decision.action === 'count') return { ...row, lastLook, missedReports: decision.missedReports };
+  const written = { powerState: decision.powerState, vmState: decision.vmState };
+  return { ...row, ...written, lastLook, written, missedReports: decision.missedReports };
 }
 
-function isNoLaterThan(at: Date, reference: Date | null): boolean {
-  return reference !== null && at.getTime() <= reference.getTime();
+/** Whether `a` is a later look than `b` of the same host. */
+export function isNewerLook(a: LookOrder, b: LookOrder): boolean {
+  return a.epoch > b.epoch || (a.epoch === b.epoch && a.seq > b.seq);
+}
+
+/**
+ * The cloud changed the row after the agent read it: a state column differs from what the
+ * agent read, and the difference is not virtsync's own last write. A save that changes none
+ * of them is no change, so the cloud saving rows cannot starve the sync.
+ */
+export function changedAfterRead(row: CloudState & Pick<InstanceSnapshot, 'written'>, expected: CloudState): boolean {
+  if (row.host !== expected.host || row.taskState !== expected.taskState || row.deleted !== expected.deleted) return true;
+  const asRead = row.powerState === expected.powerState && row.vmState === expected.vmState;
+  const asVirtsyncWrote = row.written !== null && row.powerState === row.written.powerState && row.vmState === row.written.vmState;
+  return !asRead && !asVirtsyncWrote;
 }
 
 function skip(rule: SkipRule): Decision {
@@ -171,6 +211,8 @@ export const RULE_REASONS: Record<SyncRule, string> = {
   moved: 'the instance moved to another host',
   'migrating-in': 'the instance is migrating to this host and has not arrived yet',
   'stale-host': 'reported by a host that does not own the instance',
-  'stale-observation': 'observed before the row last changed',
+  'changed-after-read': 'the cloud changed the instance after the agent read it; the next look decides',
+  'stale-observation': 'an equal or newer look of the same host was already decided on',
+  'legacy-contract': 'sent by an agent without look ordering (upgrade it); a new agent\'s look decides',
   equal: 'the hypervisor agrees with the database',
 };

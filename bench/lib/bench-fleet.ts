@@ -65,26 +65,22 @@ export async function writeBenchFleet(db: Kysely<Database>, plan: FleetPlan, fle
   await writeNodeXmlFiles(plan, fleetDir);
   await insertFleetRows(db, plan);
   await sql`drop table if exists bench_seed`.execute(db);
-  await sql`create table bench_seed as select uuid, power_state, vm_state, power_state_updated_at from instances`.execute(db);
+  await sql`create table bench_seed as select uuid, power_state, vm_state from instances`.execute(db);
   await sql`alter table bench_seed add primary key (uuid)`.execute(db);
   await sql`analyze instances`.execute(db);
 }
 
-/** Puts every row back as generated and empties the outbox and the audit trail: the same cycle can run again. */
+/** Puts every row back as generated and empties virtsync's bookkeeping, the outbox and the audit trail: the same cycle can run again. */
 export async function restoreBenchFleet(db: Kysely<Database>): Promise<number> {
   const result = await sql`
     update instances as i
        set power_state = s.power_state,
            vm_state = s.vm_state,
-           power_state_updated_at = s.power_state_updated_at,
-           missed_reports = 0,
-           last_missed_at = null,
            updated_at = now()
       from bench_seed as s
      where s.uuid = i.uuid
-       and (i.power_state, i.vm_state, i.power_state_updated_at, i.missed_reports)
-           is distinct from (s.power_state, s.vm_state, s.power_state_updated_at, 0::smallint)`.execute(db);
-  await sql`truncate change_outbox, audit_log, host_sync_reports`.execute(db);
+       and (i.power_state, i.vm_state) is distinct from (s.power_state, s.vm_state)`.execute(db);
+  await sql`truncate instance_sync_state, change_outbox, audit_log, host_sync_reports`.execute(db);
   await sql`vacuum analyze instances`.execute(db);
   return Number(result.numAffectedRows ?? 0n);
 }

@@ -12,7 +12,7 @@ import { fromLibvirtState, type PowerState } from '../../shared/power-state.ts';
 import { decide, type InstanceSnapshot, SEED_POLICY } from '../../shared/sync-rules.ts';
 import type { VmState } from '../../shared/vm-state.ts';
 
-const ROW_COLUMNS = 'uuid, host, power_state, vm_state, task_state, deleted_at, power_state_updated_at, missed_reports, last_missed_at';
+const ROW_COLUMNS = 'uuid, host, power_state, vm_state, task_state, deleted_at';
 
 interface RowRecord {
   uuid: string;
@@ -21,9 +21,6 @@ interface RowRecord {
   vm_state: string;
   task_state: string | null;
   deleted_at: Date | null;
-  power_state_updated_at: Date | null;
-  missed_reports: number;
-  last_missed_at: Date | null;
 }
 
 function snapshotOf(row: RowRecord): InstanceSnapshot {
@@ -32,10 +29,11 @@ function snapshotOf(row: RowRecord): InstanceSnapshot {
     powerState: row.power_state as PowerState,
     vmState: row.vm_state as VmState,
     deleted: row.deleted_at !== null,
-    powerStateUpdatedAt: row.power_state_updated_at,
     taskState: row.task_state,
-    missedReports: row.missed_reports,
-    lastMissedAt: row.last_missed_at,
+    // The seed keeps no bookkeeping: no miss count, no look order, every row as read.
+    missedReports: 0,
+    lastLook: null,
+    written: null,
   };
 }
 
@@ -74,7 +72,6 @@ export async function runSeedBaseline(options: {
         await hypervisor.connectListAllDomains();
         result.libvirtCalls++;
         for (const row of rows) {
-          const observedAt = new Date();
           let state: PowerState | null;
           let current: InstanceSnapshot | undefined = snapshotOf(row);
           try {
@@ -91,12 +88,15 @@ export async function runSeedBaseline(options: {
             const freshRow = fresh.rows[0];
             current = freshRow === undefined ? undefined : snapshotOf(freshRow);
           }
-          const decision = decide({ host, powerState: state, observedAt }, current, SEED_POLICY);
+          // One process reading fresh state: no bookkeeping, so no look to order and nothing changed since the read.
+          const look = { epoch: 1, seq: 1 };
+          const decision = decide({ host, powerState: state, look, expected: current ?? snapshotOf(row) }, current, SEED_POLICY);
           if (decision.action !== 'update') continue;
-          await client.query(
-            'update instances set power_state = $1, vm_state = $2, power_state_updated_at = $3, missed_reports = $4, updated_at = now() where uuid = $5',
-            [decision.powerState, decision.vmState, observedAt, decision.missedReports, row.uuid],
-          );
+          await client.query('update instances set power_state = $1, vm_state = $2, updated_at = now() where uuid = $3', [
+            decision.powerState,
+            decision.vmState,
+            row.uuid,
+          ]);
           result.changes++;
         }
         result.rows += rows.length;

@@ -12,7 +12,7 @@ import { lockInstances, type SyncStateWrite, writeSyncStates } from '../../share
 import type { ChangeEvent } from '../../shared/messages/change-event.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import type { Observation } from '../../shared/messages/observation.ts';
-import { decide, nextSnapshot, type SyncPolicy, type SyncRule } from '../../shared/sync-rules.ts';
+import { type Decision, decide, nextSnapshot, type ObservedState, type SyncPolicy, type SyncRule } from '../../shared/sync-rules.ts';
 
 export interface BatchResult {
   changes: ChangeEvent[];
@@ -22,33 +22,45 @@ export interface BatchResult {
   outcomes: Partial<Record<SyncRule, number>>;
   /** Observations whose skip an operator should hear about (moved, migrating in, ...). */
   notable: Array<{ observation: Observation; rule: SyncRule }>;
+  /** Observations skipped as stale: the cloud or a newer look got there first. */
+  stale: Array<{ observation: Observation; rule: SyncRule }>;
 }
 
-const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'deleted', 'stale-host', 'task-in-progress']);
+const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'deleted', 'stale-host', 'task-in-progress', 'legacy-contract']);
+
+/** An observation as the rules take it, or undefined for an agent that predates look ordering. */
+export function observedStateOf(observation: Observation): ObservedState | undefined {
+  const { look, expected } = observation;
+  if (look === undefined || expected === undefined) return undefined;
+  // Agents observe only live rows of their own host.
+  return { host: observation.host, powerState: observation.powerState, look, expected: { ...expected, host: observation.host, deleted: false } };
+}
 
 export async function applyObservations(
   db: Kysely<Database>,
   observations: readonly Observation[],
   policy: SyncPolicy,
 ): Promise<BatchResult> {
-  // Per instance in observation order, so a batch holding two observations of one VM applies both in turn.
-  const ordered = [...observations].sort((a, b) => Date.parse(a.observedAt) - Date.parse(b.observedAt));
+  // In look order, so a batch holding two looks of one VM by one host applies them in turn (the sort is stable; looks of other hosts are not compared).
+  const ordered = [...observations].sort(byLook);
   return db.transaction().execute(async (trx) => {
     const rows = await lockInstances(trx, [...new Set(ordered.map((o) => o.instanceUuid))]);
     const committedAt = new Date().toISOString();
-    const result: BatchResult = { changes: [], outbox: [], outcomes: {}, notable: [] };
+    const result: BatchResult = { changes: [], outbox: [], outcomes: {}, notable: [], stale: [] };
     const writes = new Map<string, SyncStateWrite>();
 
     for (const observation of ordered) {
       const row = rows.get(observation.instanceUuid);
-      const observedAt = new Date(observation.observedAt);
-      const decision = decide({ host: observation.host, powerState: observation.powerState, observedAt }, row, policy);
+      const observed = observedStateOf(observation);
+      const decision: Decision = observed === undefined ? { action: 'skip', rule: 'legacy-contract' } : decide(observed, row, policy);
       result.outcomes[decision.rule] = (result.outcomes[decision.rule] ?? 0) + 1;
       if (NOTABLE_SKIPS.has(decision.rule)) result.notable.push({ observation, rule: decision.rule });
-      const next = nextSnapshot(row, decision, observedAt);
+      if (STALE_SKIPS.has(decision.rule)) result.stale.push({ observation, rule: decision.rule });
+      const next = observed === undefined ? undefined : nextSnapshot(row, decision, observed);
       if (row === undefined || next === undefined) continue;
       rows.set(observation.instanceUuid, next);
-      writes.set(observation.instanceUuid, { uuid: observation.instanceUuid, state: next });
+      const changesRow = decision.action === 'update' || writes.get(observation.instanceUuid)?.changesRow === true;
+      writes.set(observation.instanceUuid, { uuid: observation.instanceUuid, state: next, changesRow, observedAt: observation.observedAt });
       if (decision.action !== 'update') continue;
       result.changes.push({
         schemaVersion: SCHEMA_VERSION,
@@ -73,4 +85,14 @@ export async function applyObservations(
     await insertOutboxEvents(trx, result.outbox);
     return result;
   });
+}
+
+const STALE_SKIPS: ReadonlySet<SyncRule> = new Set(['changed-after-read', 'stale-observation']);
+
+const NO_LOOK = { epoch: 0, seq: 0 };
+
+/** Orders one host's looks; the epoch dominates (an agent restart never reuses a sequence). */
+function byLook(a: Observation, b: Observation): number {
+  const [x, y] = [a.look ?? NO_LOOK, b.look ?? NO_LOOK];
+  return x.epoch - y.epoch || x.seq - y.seq;
 }

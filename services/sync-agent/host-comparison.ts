@@ -10,6 +10,14 @@ export interface Discrepancy {
   uuid: string;
   /** null: the hypervisor does not know this instance. */
   powerState: PowerState | null;
+  /** The row as read before the hypervisor was asked: the writer skips the observation if the cloud changed it since. */
+  expected: ExpectedRow;
+}
+
+export type ExpectedRow = Pick<HostInstance, 'powerState' | 'vmState' | 'taskState'>;
+
+export function expectedRowOf({ powerState, vmState, taskState }: HostInstance): ExpectedRow {
+  return { powerState, vmState, taskState };
 }
 
 export interface HostComparison {
@@ -43,12 +51,12 @@ export function compareHost(rows: readonly HostInstance[], hypervisor: Hyperviso
     const state = hypervisor.states.get(row.uuid);
     if (state === undefined) {
       missing++;
-      discrepancies.push({ uuid: row.uuid, powerState: null });
+      discrepancies.push({ uuid: row.uuid, powerState: null, expected: expectedRowOf(row) });
       continue;
     }
     compared++;
     if (state !== row.powerState) drifted++;
-    if (needsObservation(row, state)) discrepancies.push({ uuid: row.uuid, powerState: state });
+    if (needsObservation(row, state)) discrepancies.push({ uuid: row.uuid, powerState: state, expected: expectedRowOf(row) });
   }
   const unknownUuids = [...hypervisor.states.keys(), ...hypervisor.unreadable].filter((uuid) => !known.has(uuid));
   return {

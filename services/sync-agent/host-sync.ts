@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange, observationRoutingKey, reportRoutingKey, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
 import type { Database } from '../../shared/db/database.ts';
-import { readHostInstances, readInstanceLocation } from '../../shared/db/instances.ts';
+import { readHostInstances, readLiveInstance } from '../../shared/db/instances.ts';
 import type { Breaker } from '../../shared/breaker.ts';
 import { CircuitOpenError, coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -20,12 +20,15 @@ import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
 import { groupObservations, hostObservationsSchema, type Observation } from '../../shared/messages/observation.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
+import type { LookOrder } from '../../shared/sync-rules.ts';
 import { type UnknownDomain, unknownDomainSchema } from '../../shared/messages/unknown-domain.ts';
-import { compareHost, type HostComparison, needsObservation } from './host-comparison.ts';
+import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
+import type { LookClock } from './look-clock.ts';
 
 export interface HostSync {
-  syncHost(tick: Pick<Tick, 'host' | 'tickId' | 'cycle' | 'trigger'>): Promise<HostReport>;
+  /** A tick's sync, or one the agent starts itself (no tick id). */
+  syncHost(request: Pick<Tick, 'host' | 'cycle' | 'trigger'> & { tickId: string | null }): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
   syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone'>;
 }
@@ -36,6 +39,9 @@ export function createHostSync(deps: {
   readerFor: (host: string) => HypervisorReader;
   /** Guards every database read of the agent. */
   dbBreaker: Breaker;
+  lookClock: LookClock;
+  /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
+  now: () => number;
   /** The agent's broker user, stamped on every message as AMQP user_id (the writer checks it against the host). */
   publishAs?: string | undefined;
   log: Logger;
@@ -64,14 +70,18 @@ export function createHostSync(deps: {
     async syncHost({ host, tickId, cycle, trigger }) {
       const log = deps.log.child({ host, tickId });
       const started = Date.now();
+      const startedAt = new Date(deps.now()).toISOString();
       let comparison: HostComparison | undefined;
+      let look: LookOrder | undefined;
       let error: string | null = null;
       let skipped = false;
       try {
-        const rows = await deps.dbBreaker.run(() => readHostInstances(deps.db, host));
-        // Stamped before libvirt is asked: if the cloud changes a row while we read, our view counts as older.
-        const observedAt = new Date().toISOString();
+        // What the hypervisor is compared against is read first: a cloud write after this read wins at the writer.
+        const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
+        const observedAt = new Date(deps.now()).toISOString();
         const hypervisor = await deps.readerFor(host).read();
+        look = deps.lookClock.next(epoch);
+        const currentLook = look;
         comparison = compareHost(rows, hypervisor);
         if (comparison.dbCount !== comparison.hypervisorCount) {
           log.warn({ dbCount: comparison.dbCount, hypervisorCount: comparison.hypervisorCount }, 'instance count differs between database and hypervisor');
@@ -81,7 +91,16 @@ export function createHostSync(deps: {
         }
         await Promise.all([
           publishObservations(
-            comparison.discrepancies.map(({ uuid, powerState }) => ({ instanceUuid: uuid, host, powerState, observedAt, trigger: 'tick', tickId })),
+            comparison.discrepancies.map(({ uuid, powerState, expected }) => ({
+              instanceUuid: uuid,
+              host,
+              powerState,
+              expected,
+              observedAt,
+              look: currentLook,
+              trigger: 'tick',
+              tickId,
+            })),
           ),
           ...comparison.unknownUuids.map((uuid) =>
             publishUnknown({ host, instanceUuid: uuid, powerState: hypervisor.states.get(uuid) ?? null, observedAt, trigger: 'tick' }),
@@ -100,7 +119,7 @@ export function createHostSync(deps: {
         tickId,
         cycle,
         trigger,
-        startedAt: new Date(started).toISOString(),
+        startedAt,
         durationMs: Date.now() - started,
         outcome: error === null ? 'synced' : skipped ? 'skipped' : 'failed',
         error,
@@ -111,6 +130,7 @@ export function createHostSync(deps: {
         missing: comparison?.missing ?? 0,
         unknown: comparison?.unknownUuids.length ?? 0,
         published: error === null ? (comparison?.discrepancies.length ?? 0) : 0,
+        look,
       };
       recordHostMetrics(report);
       await publishJson(deps.publisher, Exchange.reports, reportRoutingKey(host), encodeMessage(hostReportSchema, report), {
@@ -126,18 +146,26 @@ export function createHostSync(deps: {
     },
 
     async syncDomain(host, domainName) {
-      const observedAt = new Date().toISOString();
-      const reading = await deps.readerFor(host).readDomain(domainName);
+      const reader = deps.readerFor(host);
+      // The event names the domain; its UUID finds the row, which is read before the state that is compared with it.
+      const identity = await reader.readDomain(domainName);
       // Undefined already: only a tick can tell which row, if any, it was.
-      if (reading === null) return 'gone';
-      const row = await deps.dbBreaker.run(() => readInstanceLocation(deps.db, reading.uuid));
+      if (identity === null) return 'gone';
+      const [row, epoch] = await Promise.all([deps.dbBreaker.run(() => readLiveInstance(deps.db, identity.uuid)), deps.lookClock.epoch()]);
+      const observedAt = new Date(deps.now()).toISOString();
+      const reading = await reader.readDomain(domainName);
+      const look = deps.lookClock.next(epoch);
+      // Gone, or redefined under the same name meanwhile: the next event or tick looks again.
+      if (reading === null || reading.uuid !== identity.uuid) return 'gone';
       if (row === undefined || row.host !== host) {
         await publishUnknown({ host, instanceUuid: reading.uuid, powerState: reading.state, observedAt, trigger: 'event' });
         discrepanciesFound.inc({ kind: 'unknown' });
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
-      await publishObservations([{ instanceUuid: reading.uuid, host, powerState: reading.state, observedAt, trigger: 'event', tickId: null }]);
+      await publishObservations([
+        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), observedAt, look, trigger: 'event', tickId: null },
+      ]);
       observationsPublished.inc({ trigger: 'event' });
       return 'observation';
     },

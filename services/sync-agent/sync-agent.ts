@@ -3,7 +3,7 @@
  * most `hostConcurrency` at once; a tick is acked only after its observations are
  * confirmed. With lifecycle events on, it also watches each host's libvirt and observes
  * a domain once its events have settled: drift is caught in about a second, and the
- * ticks remain the safety net.
+ * ticks remain the safety net. At start it syncs every host once (startup-sync.ts).
  */
 import { type Breaker, createBreaker } from '../../shared/breaker.ts';
 import { brokerUser } from '../../shared/bus/broker-user.ts';
@@ -24,6 +24,8 @@ import { createDebouncer } from './debouncer.ts';
 import { createHostSync, type HostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { startLifecycleWatcher } from './lifecycle-watcher.ts';
+import { createLookClock } from './look-clock.ts';
+import { createStartupSync } from './startup-sync.ts';
 
 /**
  * The agent's database pool: a host's rows are one short indexed read, and in production
@@ -53,7 +55,8 @@ export const syncAgent = defineService({
       return entry.reader;
     };
     // Stamped as user_id on everything the agent publishes: the broker vouches for it, the writer checks it.
-    const sync = createHostSync({ db, publisher, publishAs: brokerUser(config.amqpUrl, config.amqpTls), readerFor, dbBreaker, log });
+    const publishAs = brokerUser(config.amqpUrl, config.amqpTls);
+    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock: createLookClock(db, dbBreaker), now: () => Date.now() + config.clockOffsetMs, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
@@ -95,10 +98,24 @@ export const syncAgent = defineService({
       await inFlight.settled();
       await consumer.close();
     });
+    const startup = createStartupSync({
+      hosts: config.hosts,
+      windowMs: config.startupSyncWindowMs,
+      log,
+      syncHost: (request) => {
+        const work = limiter.run(() => sync.syncHost(request));
+        inFlight.track(work);
+        return work;
+      },
+    });
+    defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
-      for (const host of config.hosts) watchLifecycle(host, { uri: uriOf(host), debounceMs: config.eventDebounceMs, sync, inFlight, log: log.child({ host }), defer });
+      for (const host of config.hosts) {
+        watchLifecycle(host, { uri: uriOf(host), debounceMs: config.eventDebounceMs, sync, inFlight, onReconnected: () => startup.resync(host), log: log.child({ host }), defer });
+      }
     }
+    startup.start();
     log.info({ hosts: config.hosts.length, lifecycleEvents: config.lifecycleEvents }, 'consuming ticks');
     return { checks: () => ({ libvirt: [...served.values()].every(({ breaker }) => breaker.state() !== 'open') }) };
   },
@@ -132,7 +149,7 @@ function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logg
 /** Observes a host's domains once their lifecycle events have settled (one debouncer per host, keyed by domain name). */
 function watchLifecycle(
   host: string,
-  deps: { uri: string; debounceMs: number; sync: HostSync; inFlight: InFlight; log: Logger; defer: (closer: Closer) => void },
+  deps: { uri: string; debounceMs: number; sync: HostSync; inFlight: InFlight; onReconnected: () => void; log: Logger; defer: (closer: Closer) => void },
 ): void {
   const { sync, inFlight, log } = deps;
   const debouncer = createDebouncer(deps.debounceMs, (domainName) => {
@@ -144,6 +161,6 @@ function watchLifecycle(
     );
   });
   deps.defer(() => debouncer.clear());
-  const watcher = startLifecycleWatcher({ uri: deps.uri, log, onEvent: (event) => debouncer.push(event.domainName) });
+  const watcher = startLifecycleWatcher({ uri: deps.uri, log, onEvent: (event) => debouncer.push(event.domainName), onReconnected: deps.onReconnected });
   deps.defer(() => watcher.stop());
 }

@@ -2,20 +2,23 @@ import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
 import { credentials } from 'amqplib';
 import type { TlsFiles } from '../config.ts';
 import type { Logger } from '../logging.ts';
+import { brokerUrls } from './broker-urls.ts';
 import { brokerConnections, brokerDisconnects } from '../metrics.ts';
 import { readTlsOptions } from '../tls-options.ts';
 
 export type BusConnection = AmqpConnectionManager;
 
 /**
- * One broker connection per process. amqp-connection-manager reconnects on its own; each
+ * One broker connection per process, to one node or to any node of a cluster (`url` may
+ * list several, comma-separated). amqp-connection-manager reconnects on its own; each
  * channel re-runs its setup (topology) and re-registers its consumers after a reconnect.
  * With `tls`, the URL is amqps:// and the broker is verified against the CA; a client
  * certificate with no password in the URL logs in as the certificate's CN (EXTERNAL).
  */
 export function connectBus(options: { url: string; name: string; log: Logger; tls?: TlsFiles | undefined }): BusConnection {
   const log = options.log.child({ component: 'bus' });
-  const connection = amqp.connect([options.url], {
+  // A cluster's nodes: amqp-connection-manager connects to the first that answers and moves on to the next when it loses one.
+  const connection = amqp.connect(brokerUrls(options.url), {
     heartbeatIntervalInSeconds: 5,
     reconnectTimeInSeconds: 1,
     // Without TCP_NODELAY a small publish waits for the broker's delayed ACK (~40 ms) behind the
@@ -38,7 +41,8 @@ export function connectBus(options: { url: string; name: string; log: Logger; tl
 
 function tlsSocketOptions(url: string, tls: TlsFiles | undefined): object {
   if (tls === undefined) return {};
-  const certificateLogin = tls.certFile !== undefined && new URL(url).password === '';
+  // Every node of a cluster is reached with the same credentials: the first URL says which.
+  const certificateLogin = tls.certFile !== undefined && new URL(brokerUrls(url)[0] ?? url).password === '';
   return { ...readTlsOptions(tls), ...(certificateLogin ? { credentials: credentials.external() } : {}) };
 }
 

@@ -21,12 +21,27 @@ export interface InstancesTable {
   task_state: string | null;
   /** Soft delete, as Nova keeps deleted rows. */
   deleted_at: Timestamp | null;
+  /** Deprecated (virtsync's bookkeeping of the previous release, kept during the rolling upgrade; see instance_sync_state). */
   power_state_updated_at: Timestamp | null;
-  /** Consecutive cycles the hypervisor did not know the instance (missed-report grace). */
+  /** Deprecated, as power_state_updated_at. */
   missed_reports: ColumnType<number, number | undefined, number>;
-  /** observedAt of the last miss counted, so a redelivered miss is not counted twice. */
+  /** Deprecated, as power_state_updated_at. */
   last_missed_at: Timestamp | null;
   created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+/** virtsync's own bookkeeping per instance (the cloud's instances table holds only the cloud's columns). */
+export interface InstanceSyncStateTable {
+  uuid: string;
+  look_host: string | null;
+  /** bigint: node-postgres returns it as a string. */
+  look_epoch: ColumnType<string | null, number | null, number | null>;
+  look_seq: ColumnType<string | null, number | null, number | null>;
+  written_power_state: PowerState | null;
+  written_vm_state: VmState | null;
+  missed_reports: ColumnType<number, number | undefined, number>;
+  observed_at: Timestamp | null;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
@@ -68,6 +83,8 @@ export interface HostSyncReportsTable {
   duration_ms: number;
   report: ColumnType<unknown, string, string>;
   received_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  look_epoch: ColumnType<string | null, number | null | undefined, number | null>;
+  look_seq: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
 /** Which host an agent's database login may read (migration 0005; written by `virtsync hosts add`). */
@@ -80,6 +97,7 @@ export interface Database {
   compute_hosts: ComputeHostsTable;
   agent_logins: AgentLoginsTable;
   instances: InstancesTable;
+  instance_sync_state: InstanceSyncStateTable;
   change_outbox: ChangeOutboxTable;
   audit_log: AuditLogTable;
   host_sync_reports: HostSyncReportsTable;

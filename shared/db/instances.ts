@@ -4,52 +4,67 @@ import type { InstanceSnapshot } from '../sync-rules.ts';
 import type { VmState } from '../vm-state.ts';
 import type { Database, Db } from './database.ts';
 
-/** What an agent needs of a row to compare it with its hypervisor. */
+/** What an agent needs of a row to compare it with its hypervisor, and to tell the writer what it read. */
 export interface HostInstance {
   uuid: string;
   powerState: PowerState;
   vmState: VmState;
+  taskState: string | null;
   /** > 0: the writer is counting misses and needs to hear when the instance is found again. */
   missedReports: number;
 }
 
 /** A host's live rows: one indexed read per tick (instances_host_live_idx). */
 export async function readHostInstances(db: Db, host: string): Promise<HostInstance[]> {
-  const rows = await db
-    .selectFrom('instances')
-    .select(['uuid', 'power_state', 'vm_state', 'missed_reports'])
-    .where('host', '=', host)
-    .where('deleted_at', 'is', null)
-    .execute();
-  return rows.map((row) => ({ uuid: row.uuid, powerState: row.power_state, vmState: row.vm_state, missedReports: row.missed_reports }));
+  const rows = await liveRows(db).where('i.host', '=', host).execute();
+  return rows.map(toHostInstance);
 }
 
-/** Where one live instance is, for the agent's per-domain sync after a lifecycle event. */
-export async function readInstanceLocation(
-  db: Db,
-  uuid: string,
-): Promise<{ host: string; powerState: PowerState; missedReports: number } | undefined> {
-  const row = await db
-    .selectFrom('instances')
-    .select(['host', 'power_state', 'missed_reports'])
-    .where('uuid', '=', uuid)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst();
-  return row === undefined ? undefined : { host: row.host, powerState: row.power_state, missedReports: row.missed_reports };
+/** One live instance wherever it is, for the agent's per-domain look after a lifecycle event. */
+export async function readLiveInstance(db: Db, uuid: string): Promise<(HostInstance & { host: string }) | undefined> {
+  const row = await liveRows(db).select('i.host').where('i.uuid', '=', uuid).executeTakeFirst();
+  return row === undefined ? undefined : { ...toHostInstance(row), host: row.host };
+}
+
+function liveRows(db: Db) {
+  return db
+    .selectFrom('instances as i')
+    .leftJoin('instance_sync_state as s', 's.uuid', 'i.uuid')
+    .select(['i.uuid', 'i.power_state', 'i.vm_state', 'i.task_state', 's.missed_reports'])
+    .where('i.deleted_at', 'is', null);
+}
+
+function toHostInstance(row: { uuid: string; power_state: PowerState; vm_state: VmState; task_state: string | null; missed_reports: number | null }): HostInstance {
+  return { uuid: row.uuid, powerState: row.power_state, vmState: row.vm_state, taskState: row.task_state, missedReports: row.missed_reports ?? 0 };
 }
 
 /**
- * Locks and re-reads the rows a batch touches. Rows are locked in uuid order, so two
- * writers holding overlapping batches queue up behind each other instead of deadlocking.
+ * Locks and re-reads the rows a batch touches, with virtsync's bookkeeping of each. Rows
+ * are locked in uuid order, so two writers holding overlapping batches queue up behind
+ * each other instead of deadlocking.
  */
 export async function lockInstances(trx: Transaction<Database>, uuids: readonly string[]): Promise<Map<string, InstanceSnapshot>> {
   if (uuids.length === 0) return new Map();
   const rows = await trx
-    .selectFrom('instances')
-    .select(['uuid', 'host', 'power_state', 'vm_state', 'task_state', 'deleted_at', 'power_state_updated_at', 'missed_reports', 'last_missed_at'])
-    .where('uuid', '=', sql<string>`any(${sql.val([...uuids])}::uuid[])`)
-    .orderBy('uuid')
-    .forUpdate()
+    .selectFrom('instances as i')
+    .leftJoin('instance_sync_state as s', 's.uuid', 'i.uuid')
+    .select([
+      'i.uuid',
+      'i.host',
+      'i.power_state',
+      'i.vm_state',
+      'i.task_state',
+      'i.deleted_at',
+      's.missed_reports',
+      's.look_host',
+      's.look_epoch',
+      's.look_seq',
+      's.written_power_state',
+      's.written_vm_state',
+    ])
+    .where('i.uuid', '=', sql<string>`any(${sql.val([...uuids])}::uuid[])`)
+    .orderBy('i.uuid')
+    .forUpdate('i')
     .execute();
   return new Map(
     rows.map((row) => [
@@ -58,41 +73,68 @@ export async function lockInstances(trx: Transaction<Database>, uuids: readonly 
         host: row.host,
         powerState: row.power_state,
         vmState: row.vm_state,
-        deleted: row.deleted_at !== null,
-        powerStateUpdatedAt: row.power_state_updated_at,
         taskState: row.task_state,
-        missedReports: row.missed_reports,
-        lastMissedAt: row.last_missed_at,
+        deleted: row.deleted_at !== null,
+        missedReports: row.missed_reports ?? 0,
+        lastLook:
+          row.look_host === null || row.look_epoch === null || row.look_seq === null
+            ? null
+            : { host: row.look_host, epoch: Number(row.look_epoch), seq: Number(row.look_seq) },
+        written:
+          row.written_power_state === null || row.written_vm_state === null ? null : { powerState: row.written_power_state, vmState: row.written_vm_state },
       },
     ]),
   );
 }
 
-/** A row's sync state after the batch's decisions (see nextSnapshot in shared/sync-rules.ts). */
+/** A row's state after the batch's decisions (see nextSnapshot in shared/sync-rules.ts). */
 export interface SyncStateWrite {
   uuid: string;
   state: InstanceSnapshot;
+  /** The decision changed power_state/vm_state: the cloud's row is written, not only virtsync's bookkeeping. */
+  changesRow: boolean;
+  /** The agent's stamp of the look, kept for display. */
+  observedAt: string;
 }
 
-/** One statement for the whole batch. */
+/** Two statements for the whole batch: the changed rows, then virtsync's bookkeeping of every decided row. */
 export async function writeSyncStates(trx: Transaction<Database>, writes: readonly SyncStateWrite[]): Promise<void> {
+  const changed = writes.filter((write) => write.changesRow);
+  if (changed.length > 0) {
+    await sql`
+      update instances as i
+         set power_state = u.power_state,
+             vm_state = u.vm_state,
+             updated_at = now()
+        from unnest(
+               ${sql.val(changed.map((w) => w.uuid))}::uuid[],
+               ${sql.val(changed.map((w) => w.state.powerState))}::smallint[],
+               ${sql.val(changed.map((w) => w.state.vmState))}::text[]
+             ) as u(uuid, power_state, vm_state)
+       where i.uuid = u.uuid`.execute(trx);
+  }
   if (writes.length === 0) return;
-  const iso = (date: Date | null): string | null => date?.toISOString() ?? null;
   await sql`
-    update instances as i
-       set power_state = u.power_state,
-           vm_state = u.vm_state,
-           power_state_updated_at = u.power_state_updated_at,
-           missed_reports = u.missed_reports,
-           last_missed_at = u.last_missed_at,
-           updated_at = now()
+    insert into instance_sync_state as s
+           (uuid, look_host, look_epoch, look_seq, written_power_state, written_vm_state, missed_reports, observed_at, updated_at)
+    select u.uuid, u.look_host, u.look_epoch, u.look_seq, u.written_power_state, u.written_vm_state, u.missed_reports, u.observed_at, now()
       from unnest(
              ${sql.val(writes.map((w) => w.uuid))}::uuid[],
-             ${sql.val(writes.map((w) => w.state.powerState))}::smallint[],
-             ${sql.val(writes.map((w) => w.state.vmState))}::text[],
-             ${sql.val(writes.map((w) => iso(w.state.powerStateUpdatedAt)))}::timestamptz[],
+             ${sql.val(writes.map((w) => w.state.lastLook?.host ?? null))}::text[],
+             ${sql.val(writes.map((w) => w.state.lastLook?.epoch ?? null))}::bigint[],
+             ${sql.val(writes.map((w) => w.state.lastLook?.seq ?? null))}::bigint[],
+             ${sql.val(writes.map((w) => w.state.written?.powerState ?? null))}::smallint[],
+             ${sql.val(writes.map((w) => w.state.written?.vmState ?? null))}::text[],
              ${sql.val(writes.map((w) => w.state.missedReports))}::smallint[],
-             ${sql.val(writes.map((w) => iso(w.state.lastMissedAt)))}::timestamptz[]
-           ) as u(uuid, power_state, vm_state, power_state_updated_at, missed_reports, last_missed_at)
-     where i.uuid = u.uuid`.execute(trx);
+             ${sql.val(writes.map((w) => w.observedAt))}::timestamptz[]
+           ) as u(uuid, look_host, look_epoch, look_seq, written_power_state, written_vm_state, missed_reports, observed_at)
+    on conflict (uuid) do update
+       set look_host = excluded.look_host,
+           look_epoch = excluded.look_epoch,
+           look_seq = excluded.look_seq,
+           written_power_state = excluded.written_power_state,
+           written_vm_state = excluded.written_vm_state,
+           missed_reports = excluded.missed_reports,
+           observed_at = excluded.observed_at,
+           updated_at = now()`.execute(trx);
 }

@@ -26,3 +26,9 @@ export const timestampSchema = z.iso
 export const powerStateSchema = z.literal([...POWER_STATES]);
 
 export const vmStateSchema = z.enum(VmState);
+
+/** A look's place in its host's order: epoch from the database at agent start, sequence within it. */
+export const lookOrderSchema = z.object({
+  epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+});

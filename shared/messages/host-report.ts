@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { hostNameSchema, messageIdSchema, schemaVersionSchema, timestampSchema } from './fields.ts';
+import { hostNameSchema, lookOrderSchema, messageIdSchema, schemaVersionSchema, timestampSchema } from './fields.ts';
 
 const count = z.number().int().min(0);
 
@@ -29,6 +29,8 @@ export const hostReportSchema = z.object({
   unknown: count,
   /** Observations published (drifted + missing). */
   published: count,
+  /** The look this report is of: reports of a host are ordered by it. Absent from older agents and from syncs that failed before the hypervisor answered. */
+  look: lookOrderSchema.optional(),
 });
 
 export type HostReport = z.infer<typeof hostReportSchema>;

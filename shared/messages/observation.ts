@@ -2,11 +2,13 @@ import { z } from 'zod';
 import {
   hostNameSchema,
   instanceUuidSchema,
+  lookOrderSchema,
   messageIdSchema,
   powerStateSchema,
   schemaVersionSchema,
   SCHEMA_VERSION,
   timestampSchema,
+  vmStateSchema,
 } from './fields.ts';
 
 /**
@@ -15,11 +17,20 @@ import {
  */
 export const MAX_OBSERVATIONS_PER_MESSAGE = 250;
 
+/** The row as the agent read it before asking the hypervisor (a live row of the observing host). */
+const expectedRowSchema = z.object({
+  powerState: powerStateSchema,
+  vmState: vmStateSchema,
+  taskState: z.string().max(255).nullable(),
+});
+
 /** One instance that disagrees with its row, or that the hypervisor does not know at all (`powerState: null`). */
 const observedInstanceSchema = z.object({
   observationId: messageIdSchema,
   instanceUuid: instanceUuidSchema,
   powerState: powerStateSchema.nullable(),
+  /** Since look ordering; absent from older agents, whose observations the writer logs and skips. */
+  expected: expectedRowSchema.optional(),
 });
 
 /**
@@ -32,7 +43,10 @@ export const hostObservationsSchema = z
     schemaVersion: schemaVersionSchema,
     /** The observing host: the one whose hypervisor was asked. */
     host: hostNameSchema,
+    /** The agent's clock when it looked: shown and audited, never used to order anything. */
     observedAt: timestampSchema,
+    /** Orders this look among its host's looks. Since look ordering; absent from older agents. */
+    look: lookOrderSchema.optional(),
     trigger: z.enum(['tick', 'event']),
     /** The tick that caused it, if any. */
     tickId: messageIdSchema.nullable(),
@@ -52,26 +66,26 @@ export const hostObservationsSchema = z
 export type HostObservations = z.infer<typeof hostObservationsSchema>;
 
 /** One instance's observation with its message's context: what the writer decides on. */
-export type Observation = z.infer<typeof observedInstanceSchema> & Pick<HostObservations, 'host' | 'observedAt' | 'trigger' | 'tickId'>;
+export type Observation = z.infer<typeof observedInstanceSchema> & Pick<HostObservations, 'host' | 'observedAt' | 'look' | 'trigger' | 'tickId'>;
 
 export function observationsOf(message: HostObservations): Observation[] {
-  const { host, observedAt, trigger, tickId } = message;
-  return message.observations.map((observed) => ({ ...observed, host, observedAt, trigger, tickId }));
+  const { host, observedAt, look, trigger, tickId } = message;
+  return message.observations.map((observed) => ({ ...observed, host, observedAt, look, trigger, tickId }));
 }
 
 /** The messages that carry `observations`: one per host, moment and cause, at most MAX_OBSERVATIONS_PER_MESSAGE each. */
 export function groupObservations(observations: readonly Observation[]): HostObservations[] {
   const groups = new Map<string, HostObservations>();
   const messages: HostObservations[] = [];
-  for (const { observationId, instanceUuid, powerState, host, observedAt, trigger, tickId } of observations) {
-    const key = JSON.stringify([host, observedAt, trigger, tickId]);
+  for (const { observationId, instanceUuid, powerState, expected, host, observedAt, look, trigger, tickId } of observations) {
+    const key = JSON.stringify([host, observedAt, look, trigger, tickId]);
     let message = groups.get(key);
     if (message === undefined || message.observations.length >= MAX_OBSERVATIONS_PER_MESSAGE) {
-      message = { schemaVersion: SCHEMA_VERSION, host, observedAt, trigger, tickId, observations: [] };
+      message = { schemaVersion: SCHEMA_VERSION, host, observedAt, look, trigger, tickId, observations: [] };
       groups.set(key, message);
       messages.push(message);
     }
-    message.observations.push({ observationId, instanceUuid, powerState });
+    message.observations.push({ observationId, instanceUuid, powerState, expected });
   }
   return messages;
 }

@@ -1,20 +1,23 @@
 /**
  * Fault: observations delivered in reverse order. With no writer running, a real cycle's
  * observations queue up; the test drains them and, for every instance they would change,
- * adds an older observation of that instance (same host, 5 s earlier, a different power
- * state, in the agents' own format): the order they would have arrived in is every older
- * one, then every real one. They are republished reversed (newest first) and a writer
- * started with small batches, so each older observation reaches it in a later
- * transaction than its newer one. Expected: the newer state wins, every older
+ * adds an older observation of that instance (same host, an older look of the same agent or
+ * of its previous process, the same read of the row, a different power state, in the agents'
+ * own format, and stamped 5 s *later*: stamps order nothing): the order they would have
+ * arrived in is every older one, then every real one. They are republished reversed (newest
+ * first) and a writer started with small batches, so each older observation reaches it in a
+ * later transaction than its newer one. Expected: the newer state wins, every older
  * observation is skipped as stale, no extra change, no regression.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { after, before, test } from 'node:test';
 import { Queue } from '../../shared/bus/topology.ts';
 import { parseMessage } from '../../shared/messages/codec.ts';
 import { hostObservationsSchema, type Observation, observationsOf } from '../../shared/messages/observation.ts';
 import { PowerState } from '../../shared/power-state.ts';
+import type { LookOrder } from '../../shared/sync-rules.ts';
 import { waitFor } from '../../tools/wait-for.ts';
 import type { Scenario } from '../../tools/fleet/scenarios.ts';
 import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/fault-rig.ts';
@@ -29,12 +32,19 @@ function decoyState(real: PowerState | null, scenario: Scenario): PowerState {
   return candidates.find((state) => state !== real && state !== scenario.row.powerState && state !== scenario.expected?.powerState) ?? PowerState.BLOCKED;
 }
 
+/** A look before `look`: the same agent's previous one, or (for its first) one of the agent process before it. */
+function olderLook(look: LookOrder): LookOrder {
+  return look.seq > 1 ? { epoch: look.epoch, seq: look.seq - 1 } : { epoch: look.epoch - 1, seq: look.seq + 1_000 };
+}
+
 function olderCopy(real: Observation, scenario: Scenario): Observation {
+  assert.ok(real.look !== undefined && real.expected !== undefined, 'the agents send looks and the rows they read');
   return {
     ...real,
     observationId: randomUUID(),
     powerState: decoyState(real.powerState, scenario),
-    observedAt: new Date(Date.parse(real.observedAt) - 5_000).toISOString(),
+    look: olderLook(real.look),
+    observedAt: new Date(Date.parse(real.observedAt) + 5_000).toISOString(),
     trigger: 'event',
     tickId: null,
   };
@@ -59,6 +69,8 @@ before(
   async () => {
     rig = await createFaultRig({ fault: 'reverse-order', races: 'manual' });
     const scenarioOf = new Map(rig.plan.instances.map((i) => [i.uuid, i.scenario]));
+    // Agents take their epochs from here: past 1, so even an agent's first look has an older one.
+    await sql`select setval('virtsync_agent_epoch', 100)`.execute(rig.database.db);
     real = await queuedObservations(rig);
     // The cloud's own changes land while the observations wait, as in the demo.
     await rig.applyRaces();
@@ -97,9 +109,9 @@ test('every older observation was skipped as stale and none of them made a chang
 
 /**
  * An observation the writer decides "equal" (the row already shows that state) confirms the
- * state as of its time, so an older observation arriving after it is stale. Here: a row
- * already NOSTATE, the hypervisor reports the domain gone at t (decided "equal"), then a
- * PAUSED observation from t - 5 s arrives late and must change nothing.
+ * state as of its look, so an older look arriving after it is stale. Here: a row already
+ * NOSTATE, the hypervisor reports the domain gone in look 2 (decided "equal"), then a PAUSED
+ * observation of look 1 (stamped later) arrives late and must change nothing.
  */
 test(
   'an older observation arriving after a newer one that changed nothing is skipped as stale',
@@ -116,13 +128,24 @@ test(
         instanceUuid: i.uuid,
         host: i.host,
         powerState: null,
+        expected: { powerState: i.scenario.row.powerState, vmState: i.scenario.row.vmState, taskState: null },
+        look: { epoch: 1, seq: 2 },
         observedAt: new Date(at).toISOString(),
         trigger: 'tick',
         tickId: randomUUID(),
       }));
       publishObservations(small.probe, newer);
       await waitFor('the newer observations decided', () => writer.stats.observations >= newer.length, { timeoutMs: 30_000 });
-      const older = newer.map((o) => ({ ...o, observationId: randomUUID(), powerState: PowerState.PAUSED, observedAt: new Date(at - 5_000).toISOString(), trigger: 'event' as const, tickId: null }));
+      // The older look carries the later stamp: only the look order counts.
+      const older = newer.map((o) => ({
+        ...o,
+        observationId: randomUUID(),
+        powerState: PowerState.PAUSED,
+        look: { epoch: 1, seq: 1 },
+        observedAt: new Date(at + 5_000).toISOString(),
+        trigger: 'event' as const,
+        tickId: null,
+      }));
       publishObservations(small.probe, older);
       await waitFor('the older observations decided', () => writer.stats.observations >= newer.length + older.length, { timeoutMs: 30_000 });
       const rows = await small.database.db.selectFrom('instances').select(['uuid', 'power_state']).where('uuid', 'in', targets.map((i) => i.uuid)).execute();

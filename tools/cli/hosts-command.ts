@@ -6,6 +6,7 @@
  * host (its instances and history stay). Runs with the operator's identities.
  */
 import { Argument, type Command } from 'commander';
+import { brokerUrls } from '../../shared/bus/broker-urls.ts';
 import { declareTickQueue, tickQueue } from '../../shared/bus/topology.ts';
 import { createBrokerManagement } from '../provisioning/broker-management.ts';
 import { grantHostBrokerIdentity, revokeHostBrokerIdentity } from '../provisioning/host-broker-identity.ts';
@@ -54,6 +55,6 @@ export function registerHostsCommand(program: Command, context: CliContext): voi
 
 /** The vhost of an AMQP URL: its path, `/` when empty. */
 function vhostOf(amqpUrl: string): string {
-  const path = decodeURIComponent(new URL(amqpUrl).pathname.slice(1));
+  const path = decodeURIComponent(new URL(brokerUrls(amqpUrl)[0] ?? amqpUrl).pathname.slice(1));
   return path === '' ? '/' : path;
 }

@@ -14,7 +14,7 @@ import { type RunningService, startService } from '../../../shared/service-runne
 import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
-import { publishObservations } from '../../helpers/observations.ts';
+import { observationOf, publishObservations } from '../../helpers/observations.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
@@ -55,7 +55,7 @@ after(async () => {
 
 test('a published change is kept for OUTBOX_RETENTION_MS, then deleted from the outbox', async () => {
   publishObservations(probe, [
-    { observationId: randomUUID(), instanceUuid: uuid, host: HOST, powerState: PowerState.SHUTOFF, observedAt: new Date().toISOString(), trigger: 'event', tickId: null },
+    observationOf({ uuid, host: HOST, power_state: PowerState.RUNNING, vm_state: 'active' }, PowerState.SHUTOFF, { epoch: 1, seq: 1 }, { trigger: 'event' }),
   ]);
   const outbox = () => database.db.selectFrom('change_outbox').select(['event_id', 'published_at']).execute();
   await waitFor('the change published and marked', async () => changes.length === 1 && (await outbox())[0]?.published_at != null, { timeoutMs: 10_000 });

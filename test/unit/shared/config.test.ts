@@ -9,6 +9,7 @@ import {
   tickProducerEnv,
   toolsEnv,
 } from '../../../shared/config.ts';
+import { brokerUrls } from '../../../shared/bus/broker-urls.ts';
 import { ConfigError } from '../../../shared/errors.ts';
 
 const COMMON_DEFAULTS = {
@@ -52,6 +53,8 @@ describe('loadConfig: defaults', () => {
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
       publishers: { required: false, fleet: [] },
+      clockSkewWarnMs: 60_000,
+      staleSkipsWarn: 10,
     });
   });
 
@@ -73,6 +76,8 @@ describe('loadConfig: defaults', () => {
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
+      startupSyncWindowMs: 5_000,
+      clockOffsetMs: 0,
     });
   });
 
@@ -204,6 +209,8 @@ describe('loadConfig: bad values', () => {
     { name: 'TICK_MAX_CYCLES', schema: tickProducerEnv, env: { TICK_MAX_CYCLES: '-1' } },
     { name: 'LOG_LEVEL', schema: toolsEnv, env: { LOG_LEVEL: 'INFO' } },
     { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: 'localhost' } },
+    { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: 'amqp://a:5672/,localhost' } },
+    { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: ' , ' } },
     { name: 'WRITER_BATCH_SIZE', schema: stateWriterEnv, env: { WRITER_BATCH_SIZE: 'many' } },
     { name: 'OUTBOX_POLL_MS', schema: stateWriterEnv, env: { OUTBOX_POLL_MS: '0.5' } },
     { name: 'AUDIT_BATCH_LINGER_MS', schema: auditSubscriberEnv, env: { AUDIT_BATCH_LINGER_MS: '-5' } },
@@ -214,4 +221,10 @@ describe('loadConfig: bad values', () => {
       assertConfigError(() => loadConfig(schema, env), [name]);
     });
   }
+});
+
+test('AMQP_URL takes a cluster\'s nodes comma-separated, kept as given for the bus connection to split', () => {
+  const urls = 'amqp://guest:guest@127.0.0.1:21001/v, amqp://guest:guest@127.0.0.1:21003/v';
+  assert.equal(loadConfig(toolsEnv, { AMQP_URL: urls }).amqpUrl, urls);
+  assert.deepEqual(brokerUrls(urls), ['amqp://guest:guest@127.0.0.1:21001/v', 'amqp://guest:guest@127.0.0.1:21003/v']);
 });

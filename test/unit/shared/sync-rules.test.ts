@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { POWER_STATES, PowerState } from '../../../shared/power-state.ts';
 import {
+  type CloudState,
   COUNT_RULES,
-  decide,
-  nextSnapshot,
+  decide as decideRule,
+  type LookOrder,
+  nextSnapshot as nextSnapshotRule,
   RULE_REASONS,
   SKIP_RULES,
   type SyncPolicy,
@@ -17,11 +19,30 @@ import { VM_STATES, VmState } from '../../../shared/vm-state.ts';
 
 const THIS_HOST = 'compute-1';
 const OTHER_HOST = 'compute-2';
-const OBSERVED_AT = new Date('2024-05-01T12:00:00.000Z');
-const ONE_SECOND_MS = 1_000;
+const LOOK: LookOrder = { epoch: 2, seq: 10 };
+
+/** Stands for "the agent read the row exactly as it is now": most cases are about something else. */
+const AS_READ: CloudState = Object.freeze({ host: '(as read)', powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE, taskState: null, deleted: false });
 
 function observed(powerState: PowerState | null, overrides: Partial<ObservedState> = {}): ObservedState {
-  return { host: THIS_HOST, powerState, observedAt: OBSERVED_AT, ...overrides };
+  return { host: THIS_HOST, powerState, look: LOOK, expected: AS_READ, ...overrides };
+}
+
+function cloudStateOf(current: InstanceSnapshot): CloudState {
+  return { host: current.host, powerState: current.powerState, vmState: current.vmState, taskState: current.taskState, deleted: current.deleted };
+}
+
+function asRead(obs: ObservedState, current: InstanceSnapshot | undefined): ObservedState {
+  if (obs.expected !== AS_READ) return obs;
+  return { ...obs, expected: current === undefined ? { ...AS_READ, host: obs.host } : cloudStateOf(current) };
+}
+
+function decide(obs: ObservedState, current: InstanceSnapshot | undefined, policy?: SyncPolicy): Decision {
+  return decideRule(asRead(obs, current), current, policy);
+}
+
+function nextSnapshot(current: InstanceSnapshot | undefined, decision: Decision, obs: ObservedState): InstanceSnapshot | undefined {
+  return nextSnapshotRule(current, decision, asRead(obs, current));
 }
 
 function row(overrides: Partial<InstanceSnapshot> = {}): InstanceSnapshot {
@@ -30,10 +51,10 @@ function row(overrides: Partial<InstanceSnapshot> = {}): InstanceSnapshot {
     powerState: PowerState.RUNNING,
     vmState: VmState.ACTIVE,
     deleted: false,
-    powerStateUpdatedAt: null,
     taskState: null,
     missedReports: 0,
-    lastMissedAt: null,
+    lastLook: null,
+    written: null,
     ...overrides,
   };
 }
@@ -53,13 +74,20 @@ function oracle(obs: ObservedState, current: InstanceSnapshot | undefined, grace
 
   if (current.taskState !== null) return { action: 'skip', rule: 'task-in-progress' };
 
-  if (current.powerStateUpdatedAt !== null) {
-    if (obs.observedAt.getTime() <= current.powerStateUpdatedAt.getTime()) {
-      return { action: 'skip', rule: 'stale-observation' };
-    }
+  // The cloud's write since the agent read the row wins; virtsync's own last write does not count as the cloud's.
+  const read = obs.expected;
+  if (read.host !== current.host || read.taskState !== current.taskState || read.deleted !== current.deleted) {
+    return { action: 'skip', rule: 'changed-after-read' };
   }
-  if (obs.powerState === null && current.lastMissedAt !== null) {
-    if (obs.observedAt.getTime() <= current.lastMissedAt.getTime()) {
+  if (read.powerState !== current.powerState || read.vmState !== current.vmState) {
+    const virtsyncWroteIt =
+      current.written !== null && current.written.powerState === current.powerState && current.written.vmState === current.vmState;
+    if (!virtsyncWroteIt) return { action: 'skip', rule: 'changed-after-read' };
+  }
+
+  if (current.lastLook !== null && current.lastLook.host === obs.host) {
+    if (obs.look.epoch < current.lastLook.epoch) return { action: 'skip', rule: 'stale-observation' };
+    if (obs.look.epoch === current.lastLook.epoch && obs.look.seq <= current.lastLook.seq) {
       return { action: 'skip', rule: 'stale-observation' };
     }
   }
@@ -95,18 +123,16 @@ function oracle(obs: ObservedState, current: InstanceSnapshot | undefined, grace
 describe('decide: exhaustive cross product against the oracle', () => {
   const observedStates: (PowerState | null)[] = [...POWER_STATES, null];
   const raceCases = ['row-gone', 'soft-deleted', 'other-host', 'this-host'] as const;
-  const stalenessCases = [
-    { name: 'never updated', updatedAt: null },
-    { name: 'updated before the observation', updatedAt: new Date(OBSERVED_AT.getTime() - ONE_SECOND_MS) },
-    { name: 'updated at the observation', updatedAt: new Date(OBSERVED_AT.getTime()) },
-    { name: 'updated after the observation', updatedAt: new Date(OBSERVED_AT.getTime() + ONE_SECOND_MS) },
+  const lookCases = [
+    { name: 'first look', lastLook: null },
+    { name: 'newer than the last look', lastLook: { host: THIS_HOST, epoch: 2, seq: 9 } },
+    { name: 'the last look again (redelivery)', lastLook: { host: THIS_HOST, epoch: 2, seq: 10 } },
+    { name: 'older than the last look (a restarted agent looked since)', lastLook: { host: THIS_HOST, epoch: 3, seq: 1 } },
+    { name: 'last look by another host', lastLook: { host: OTHER_HOST, epoch: 9, seq: 99 } },
   ] as const;
+  const readCases = ['as read', 'cloud changed power state since', 'virtsync wrote since', 'cloud set a task since'] as const;
   const taskStates = [null, 'rebooting'] as const;
-  const missHistories = [
-    { name: 'never missed', missedReports: 0, lastMissedAt: null },
-    { name: 'missed once, before the observation', missedReports: 1, lastMissedAt: new Date(OBSERVED_AT.getTime() - ONE_SECOND_MS) },
-    { name: 'missed twice, last at the observation', missedReports: 2, lastMissedAt: new Date(OBSERVED_AT.getTime()) },
-  ] as const;
+  const missHistories = [0, 1, 2] as const;
   const policies: SyncPolicy[] = [{ missingGraceCycles: 1 }, { missingGraceCycles: 3 }];
 
   test('the model has the sizes the spec names', () => {
@@ -121,49 +147,59 @@ describe('decide: exhaustive cross product against the oracle', () => {
       for (const vmState of VM_STATES) {
         for (const rowPowerState of POWER_STATES) {
           for (const race of raceCases) {
-            for (const staleness of stalenessCases) {
-             for (const taskState of taskStates) {
-              for (const history of missHistories) {
-               for (const policy of policies) {
-              const obs = observed(observedPowerState);
-              const current: InstanceSnapshot | undefined =
-                race === 'row-gone'
-                  ? undefined
-                  : row({
-                      host: race === 'other-host' ? OTHER_HOST : THIS_HOST,
-                      deleted: race === 'soft-deleted',
-                      powerState: rowPowerState,
-                      vmState,
-                      powerStateUpdatedAt: staleness.updatedAt,
-                      taskState,
-                      missedReports: history.missedReports,
-                      lastMissedAt: history.lastMissedAt,
-                    });
-              const expected = oracle(obs, current, policy.missingGraceCycles);
-              const actual = decide(obs, current, policy);
-              if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-                assert.deepEqual(
-                  actual,
-                  expected,
-                  `observed=${observedPowerState} vmState=${vmState} rowPower=${rowPowerState} race=${race} staleness=${staleness.name} task=${taskState} misses=${history.name} grace=${policy.missingGraceCycles}`,
-                );
+            for (const look of lookCases) {
+              for (const read of readCases) {
+                for (const taskState of taskStates) {
+                  for (const missedReports of missHistories) {
+                    for (const policy of policies) {
+                      const current: InstanceSnapshot | undefined =
+                        race === 'row-gone'
+                          ? undefined
+                          : row({
+                              host: race === 'other-host' ? OTHER_HOST : THIS_HOST,
+                              deleted: race === 'soft-deleted',
+                              powerState: rowPowerState,
+                              vmState,
+                              taskState,
+                              missedReports,
+                              lastLook: look.lastLook,
+                              written: read === 'virtsync wrote since' ? { powerState: rowPowerState, vmState } : null,
+                            });
+                      const otherPowerState = POWER_STATES[(rowPowerState + 1) % POWER_STATES.length] ?? PowerState.NOSTATE;
+                      const expectedRow: CloudState = {
+                        host: THIS_HOST,
+                        powerState: read === 'as read' || read === 'cloud set a task since' ? rowPowerState : otherPowerState,
+                        vmState,
+                        taskState: read === 'cloud set a task since' ? (taskState === null ? 'spawning' : null) : taskState,
+                        deleted: false,
+                      };
+                      const obs = observed(observedPowerState, { expected: expectedRow });
+                      const expected = oracle(obs, current, policy.missingGraceCycles);
+                      const actual = decideRule(obs, current, policy);
+                      if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+                        assert.deepEqual(
+                          actual,
+                          expected,
+                          `observed=${observedPowerState} vmState=${vmState} rowPower=${rowPowerState} race=${race} look=${look.name} read=${read} task=${taskState} misses=${missedReports} grace=${policy.missingGraceCycles}`,
+                        );
+                      }
+                      seenRules.add(expected.rule);
+                      checked++;
+                    }
+                  }
+                }
               }
-              seenRules.add(expected.rule);
-              checked++;
-               }
-              }
-             }
             }
           }
         }
       }
     }
-    // 11 observed × 12 vm states × 10 row power states × 4 race cases × 4 staleness cases
-    //   × 2 task states × 3 miss histories × 2 grace policies
-    assert.equal(checked, 11 * 12 * 10 * 4 * 4 * 2 * 3 * 2);
-    assert.equal(checked, 253_440);
-    // The product reaches every rule, so no branch goes unchecked.
-    assert.deepEqual([...seenRules].sort(), [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].sort());
+    // 11 observed × 12 vm states × 10 row power states × 4 race cases × 5 look cases
+    //   × 4 read cases × 2 task states × 3 miss histories × 2 grace policies
+    assert.equal(checked, 11 * 12 * 10 * 4 * 5 * 4 * 2 * 3 * 2);
+    // The product reaches every rule decide() can return, so no branch goes unchecked
+    // (legacy-contract is the writer's, for observations decide() cannot take).
+    assert.deepEqual([...seenRules].sort(), [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].filter((rule) => rule !== 'legacy-contract').sort());
   });
 });
 
@@ -207,29 +243,41 @@ describe('decide: named examples', () => {
       row: row({ host: 'compute-1' }),
       expected: { action: 'skip', rule: 'stale-host' },
     },
-    // stale-observation
+    // changed after read / stale-observation
     {
-      name: 'observed before the row last changed: stale-observation',
+      name: 'the cloud changed the power state after the agent read the row: changed-after-read',
+      observed: observed(PowerState.SHUTOFF, { expected: { host: THIS_HOST, powerState: PowerState.PAUSED, vmState: VmState.ACTIVE, taskState: null, deleted: false } }),
+      row: row(),
+      expected: { action: 'skip', rule: 'changed-after-read' },
+    },
+    {
+      name: 'the cloud finished an operation after the agent read the row: changed-after-read',
+      observed: observed(PowerState.SHUTOFF, { expected: { host: THIS_HOST, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: 'rebooting', deleted: false } }),
+      row: row(),
+      expected: { action: 'skip', rule: 'changed-after-read' },
+    },
+    {
+      name: 'virtsync itself changed the row after the read, and this look is newer: applied',
+      observed: observed(PowerState.SHUTOFF, { expected: { host: THIS_HOST, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null, deleted: false } }),
+      row: row({ powerState: PowerState.PAUSED, written: { powerState: PowerState.PAUSED, vmState: VmState.ACTIVE }, lastLook: { host: THIS_HOST, epoch: 2, seq: 9 } }),
+      expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, missedReports: 0 },
+    },
+    {
+      name: 'an equal or older look of the same host already decided: stale-observation',
       observed: observed(PowerState.SHUTOFF),
-      row: row({ powerStateUpdatedAt: new Date(OBSERVED_AT.getTime() + 1) }),
+      row: row({ lastLook: { host: THIS_HOST, ...LOOK } }),
       expected: { action: 'skip', rule: 'stale-observation' },
     },
     {
-      name: 'observed at the very millisecond the row changed: stale-observation (duplicate delivery)',
-      observed: observed(PowerState.SHUTOFF),
-      row: row({ powerStateUpdatedAt: new Date(OBSERVED_AT.getTime()) }),
-      expected: { action: 'skip', rule: 'stale-observation' },
-    },
-    {
-      name: 'observed one millisecond after the row changed: applied',
-      observed: observed(PowerState.SHUTOFF),
-      row: row({ powerStateUpdatedAt: new Date(OBSERVED_AT.getTime() - 1) }),
+      name: 'a look of a restarted agent (higher epoch) is newer whatever its sequence',
+      observed: observed(PowerState.SHUTOFF, { look: { epoch: 3, seq: 1 } }),
+      row: row({ lastLook: { host: THIS_HOST, epoch: 2, seq: 5_000 } }),
       expected: { action: 'update', rule: 'stopped', powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, missedReports: 0 },
     },
     {
       name: 'stale-observation wins over migrating-in',
       observed: observed(null),
-      row: row({ vmState: VmState.MIGRATING, powerStateUpdatedAt: OBSERVED_AT }),
+      row: row({ vmState: VmState.MIGRATING, lastLook: { host: THIS_HOST, ...LOOK } }),
       expected: { action: 'skip', rule: 'stale-observation' },
     },
     // migrating-in
@@ -389,11 +437,11 @@ describe('decide: task in progress and missed-report grace', () => {
   test('grace 3: the first two misses are counted, the third sets NOSTATE', () => {
     let current: InstanceSnapshot | undefined = row();
     const rules: string[] = [];
-    for (let cycle = 1; cycle <= 3; cycle++) {
-      const at = new Date(OBSERVED_AT.getTime() + cycle * ONE_SECOND_MS);
-      const decision = decide(observed(null, { observedAt: at }), current, grace3);
+    for (let seq = 1; seq <= 3; seq++) {
+      const look = observed(null, { look: { epoch: 1, seq } });
+      const decision = decide(look, current, grace3);
       rules.push(decision.rule);
-      current = nextSnapshot(current, decision, at) ?? current;
+      current = nextSnapshot(current, decision, look) ?? current;
     }
     assert.deepEqual(rules, ['missing-grace', 'missing-grace', 'missing']);
     assert.equal(current?.powerState, PowerState.NOSTATE);
@@ -402,38 +450,65 @@ describe('decide: task in progress and missed-report grace', () => {
 
   test('a redelivered miss is not counted twice', () => {
     const first = decide(observed(null), row(), grace3);
-    const after = nextSnapshot(row(), first, OBSERVED_AT);
+    const after = nextSnapshot(row(), first, observed(null));
     assert.deepEqual(first, { action: 'count', rule: 'missing-grace', missedReports: 1 });
     assert.deepEqual(decide(observed(null), after, grace3), { action: 'skip', rule: 'stale-observation' });
   });
 
   test('found again in the same state: the count starts over without a state change', () => {
-    const counted = row({ missedReports: 2, lastMissedAt: new Date(OBSERVED_AT.getTime() - ONE_SECOND_MS) });
+    const counted = row({ missedReports: 2, lastLook: { host: THIS_HOST, epoch: 2, seq: 9 } });
     const decision = decide(observed(PowerState.RUNNING), counted, grace3);
     assert.deepEqual(decision, { action: 'count', rule: 'reappeared', missedReports: 0 });
-    const next = nextSnapshot(counted, decision, OBSERVED_AT);
+    const next = nextSnapshot(counted, decision, observed(PowerState.RUNNING));
     assert.equal(next?.missedReports, 0);
     assert.equal(next?.powerState, PowerState.RUNNING);
-    assert.equal(next?.powerStateUpdatedAt, OBSERVED_AT, 'the state is confirmed as of the observation');
+    assert.deepEqual(next?.lastLook, { host: THIS_HOST, ...LOOK }, 'the look is recorded');
   });
 
-  test('nextSnapshot writes nothing for a skip and stamps power_state_updated_at on an update', () => {
-    assert.equal(nextSnapshot(row(), { action: 'skip', rule: 'moved' }, OBSERVED_AT), undefined);
-    assert.equal(nextSnapshot(undefined, { action: 'skip', rule: 'deleted' }, OBSERVED_AT), undefined);
+  test('nextSnapshot writes nothing for a skip, and records the look and what virtsync wrote on an update', () => {
+    assert.equal(nextSnapshot(row(), { action: 'skip', rule: 'moved' }, observed(null)), undefined);
+    assert.equal(nextSnapshot(undefined, { action: 'skip', rule: 'deleted' }, observed(null)), undefined);
     const decision = decide(observed(PowerState.SHUTOFF), row());
-    assert.deepEqual(nextSnapshot(row(), decision, OBSERVED_AT), {
+    assert.deepEqual(nextSnapshot(row(), decision, observed(PowerState.SHUTOFF)), {
       ...row(),
       powerState: PowerState.SHUTOFF,
       vmState: VmState.SHUTOFF,
-      powerStateUpdatedAt: OBSERVED_AT,
+      lastLook: { host: THIS_HOST, ...LOOK },
+      written: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
     });
   });
 
-  test('an equal state is confirmed: an older observation arriving later is then stale', () => {
-    const nostate = row({ powerState: PowerState.NOSTATE, powerStateUpdatedAt: new Date(OBSERVED_AT.getTime() - 10 * ONE_SECOND_MS) });
-    const confirmed = nextSnapshot(nostate, decide(observed(null), nostate), OBSERVED_AT);
-    assert.deepEqual(confirmed, { ...nostate, powerStateUpdatedAt: OBSERVED_AT });
-    const late = observed(PowerState.PAUSED, { observedAt: new Date(OBSERVED_AT.getTime() - 5 * ONE_SECOND_MS) });
+  test('an equal state is confirmed: an older look arriving later is then stale', () => {
+    const nostate = row({ powerState: PowerState.NOSTATE });
+    const confirmed = nextSnapshot(nostate, decide(observed(null), nostate), observed(null));
+    assert.deepEqual(confirmed, { ...nostate, lastLook: { host: THIS_HOST, ...LOOK } });
+    const late = observed(PowerState.PAUSED, { look: { epoch: LOOK.epoch, seq: LOOK.seq - 1 } });
     assert.deepEqual(decide(late, confirmed), { action: 'skip', rule: 'stale-observation' });
+  });
+
+  test('the newest look wins whatever the arrival order (tick at t0, event at t1)', () => {
+    const tick = observed(PowerState.PAUSED, { look: { epoch: 1, seq: 1 } });
+    const event = observed(PowerState.SHUTOFF, { look: { epoch: 1, seq: 2 } });
+    for (const order of [[tick, event], [event, tick]]) {
+      let current: InstanceSnapshot | undefined = row();
+      // Both agents' reads saw the row as it was before either was applied.
+      const readBefore = cloudStateOf(row());
+      for (const look of order) {
+        const withRead = { ...look, expected: readBefore };
+        current = nextSnapshotRule(current, decideRule(withRead, current), withRead) ?? current;
+      }
+      assert.equal(current?.powerState, PowerState.SHUTOFF);
+    }
+  });
+
+  test('a cloud save that changes no state column does not make an observation stale', () => {
+    const read = cloudStateOf(row());
+    assert.deepEqual(decideRule(observed(PowerState.SHUTOFF, { expected: read }), row()), {
+      action: 'update',
+      rule: 'stopped',
+      powerState: PowerState.SHUTOFF,
+      vmState: VmState.SHUTOFF,
+      missedReports: 0,
+    });
   });
 });

@@ -47,36 +47,38 @@ async function sqlState(promise: Promise<unknown>): Promise<string> {
 }
 
 describe('instances', () => {
-  const live = [instance({ host: hostA }), instance({ host: hostA, power_state: PowerState.SHUTOFF, vm_state: VmState.SHUTOFF, missed_reports: 2 })];
+  const live = [instance({ host: hostA }), instance({ host: hostA, power_state: PowerState.SHUTOFF, vm_state: VmState.SHUTOFF, task_state: 'powering-on' })];
   const deleted = instance({ host: hostA, deleted_at: new Date('2024-01-01T00:00:00Z') });
   const elsewhere = instance({ host: hostB });
 
   before(async () => {
     await database.db.insertInto('instances').values([...live, deleted, elsewhere]).execute();
+    // virtsync's bookkeeping lives beside the cloud's row, not in it.
+    await database.db.insertInto('instance_sync_state').values({ uuid: live[1]!.uuid, missed_reports: 2 }).execute();
   });
 
   test("readHostInstances returns only the host's live rows", async () => {
     const rows = await readHostInstances(database.db, hostA);
     const byUuid = new Map(rows.map((row) => [row.uuid, row]));
     assert.equal(rows.length, 2);
-    assert.deepEqual(byUuid.get(live[0]!.uuid), { uuid: live[0]!.uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, missedReports: 0 });
-    assert.deepEqual(byUuid.get(live[1]!.uuid), { uuid: live[1]!.uuid, powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, missedReports: 2 });
+    assert.deepEqual(byUuid.get(live[0]!.uuid), { uuid: live[0]!.uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null, missedReports: 0 });
+    assert.deepEqual(byUuid.get(live[1]!.uuid), {
+      uuid: live[1]!.uuid,
+      powerState: PowerState.SHUTOFF,
+      vmState: VmState.SHUTOFF,
+      taskState: 'powering-on',
+      missedReports: 2,
+    });
     assert.deepEqual(await readHostInstances(database.db, `nobody-${suffix}`), []);
   });
 
-  test('lockInstances returns snapshots with the deleted flag and timestamps, and holds the row locks', async () => {
-    const updatedAt = new Date('2024-05-06T07:08:09.123Z');
-    const missedAt = new Date('2024-05-06T07:00:00.456Z');
-    const snapshotRow = instance({
-      host: hostB,
-      power_state: PowerState.PAUSED,
-      vm_state: VmState.PAUSED,
-      task_state: 'rebooting',
-      power_state_updated_at: updatedAt,
-      missed_reports: 1,
-      last_missed_at: missedAt,
-    });
+  test('lockInstances returns snapshots with the deleted flag and virtsync\'s bookkeeping, and holds the row locks', async () => {
+    const snapshotRow = instance({ host: hostB, power_state: PowerState.PAUSED, vm_state: VmState.PAUSED, task_state: 'rebooting' });
     await database.db.insertInto('instances').values(snapshotRow).execute();
+    await database.db
+      .insertInto('instance_sync_state')
+      .values({ uuid: snapshotRow.uuid, look_host: hostB, look_epoch: 7, look_seq: 2 ** 40, written_power_state: PowerState.PAUSED, written_vm_state: VmState.PAUSED, missed_reports: 1 })
+      .execute();
     const absent = randomUUID();
 
     await database.db.transaction().execute(async (trx) => {
@@ -88,14 +90,14 @@ describe('instances', () => {
         powerState: PowerState.PAUSED,
         vmState: VmState.PAUSED,
         deleted: false,
-        powerStateUpdatedAt: updatedAt,
         taskState: 'rebooting',
         missedReports: 1,
-        lastMissedAt: missedAt,
+        lastLook: { host: hostB, epoch: 7, seq: 2 ** 40 },
+        written: { powerState: PowerState.PAUSED, vmState: VmState.PAUSED },
       });
       assert.equal(snapshots.get(deleted.uuid)?.deleted, true);
       assert.equal(snapshots.get(live[0]!.uuid)?.deleted, false);
-      assert.equal(snapshots.get(live[0]!.uuid)?.powerStateUpdatedAt, null);
+      assert.equal(snapshots.get(live[0]!.uuid)?.lastLook, null, 'no bookkeeping yet');
 
       // Another transaction cannot take the lock while this one holds it.
       const code = await sqlState(
@@ -108,7 +110,7 @@ describe('instances', () => {
     assert.deepEqual(await database.db.transaction().execute((trx) => lockInstances(trx, [])), new Map());
   });
 
-  test('writeSyncStates updates a whole batch in one statement and leaves other rows alone', async () => {
+  test('writeSyncStates writes the changed rows in one statement, the bookkeeping of every row in another, and leaves other rows alone', async () => {
     const rows = [instance({ host: hostA }), instance({ host: hostA }), instance({ host: hostA, vm_state: VmState.MIGRATING })];
     const bystander = instance({ host: hostA });
     await database.db.insertInto('instances').values([...rows, bystander]).execute();
@@ -122,36 +124,43 @@ describe('instances', () => {
       },
       transformResult: async (args) => args.result,
     };
-    const observedAt = new Date('2025-02-03T04:05:06.789Z');
+    const observedAt = '2025-02-03T04:05:06.789Z';
+    const lastLook = { host: hostA, epoch: 3, seq: 41 };
     await database.db.withPlugin(counter).transaction().execute(async (trx) => {
       const snapshots = await lockInstances(trx, rows.map((row) => row.uuid));
       statements = 0;
+      const written = { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF };
       await writeSyncStates(trx, [
-        { uuid: rows[0]!.uuid, state: { ...snapshots.get(rows[0]!.uuid)!, powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF, powerStateUpdatedAt: observedAt } },
-        { uuid: rows[1]!.uuid, state: { ...snapshots.get(rows[1]!.uuid)!, powerState: PowerState.NOSTATE, powerStateUpdatedAt: observedAt, missedReports: 3, lastMissedAt: observedAt } },
-        { uuid: rows[2]!.uuid, state: { ...snapshots.get(rows[2]!.uuid)!, powerState: PowerState.CRASHED, powerStateUpdatedAt: null } },
+        { uuid: rows[0]!.uuid, state: { ...snapshots.get(rows[0]!.uuid)!, ...written, written, lastLook }, changesRow: true, observedAt },
+        { uuid: rows[1]!.uuid, state: { ...snapshots.get(rows[1]!.uuid)!, missedReports: 3, lastLook }, changesRow: false, observedAt },
+        { uuid: rows[2]!.uuid, state: { ...snapshots.get(rows[2]!.uuid)!, lastLook }, changesRow: false, observedAt },
       ]);
-      assert.equal(statements, 1, 'one statement for the batch');
+      assert.equal(statements, 2, 'one statement for the changed rows, one for the bookkeeping');
       await writeSyncStates(trx, []);
-      assert.equal(statements, 1, 'an empty batch sends nothing');
+      assert.equal(statements, 2, 'an empty batch sends nothing');
     });
 
     const after = await database.db
       .selectFrom('instances')
-      .select(['uuid', 'power_state', 'vm_state', 'power_state_updated_at', 'missed_reports', 'last_missed_at', 'host', 'task_state', 'deleted_at'])
+      .select(['uuid', 'power_state', 'vm_state', 'host', 'task_state', 'deleted_at'])
       .where('uuid', 'in', rows.map((row) => row.uuid))
       .execute();
     const byUuid = new Map(after.map((row) => [row.uuid, row]));
     const common = { host: hostA, task_state: null, deleted_at: null };
-    assert.deepEqual(byUuid.get(rows[0]!.uuid), {
-      ...common, uuid: rows[0]!.uuid, power_state: PowerState.SHUTOFF, vm_state: VmState.SHUTOFF, power_state_updated_at: observedAt, missed_reports: 0, last_missed_at: null,
+    assert.deepEqual(byUuid.get(rows[0]!.uuid), { ...common, uuid: rows[0]!.uuid, power_state: PowerState.SHUTOFF, vm_state: VmState.SHUTOFF });
+    assert.deepEqual(byUuid.get(rows[1]!.uuid), { ...common, uuid: rows[1]!.uuid, power_state: PowerState.RUNNING, vm_state: VmState.ACTIVE });
+    assert.deepEqual(byUuid.get(rows[2]!.uuid), { ...common, uuid: rows[2]!.uuid, power_state: PowerState.RUNNING, vm_state: VmState.MIGRATING });
+    const bookkeeping = await database.db
+      .selectFrom('instance_sync_state')
+      .select(['uuid', 'look_host', 'look_epoch', 'look_seq', 'written_power_state', 'missed_reports', 'observed_at'])
+      .where('uuid', 'in', rows.map((row) => row.uuid))
+      .execute();
+    const kept = new Map(bookkeeping.map((row) => [row.uuid, row]));
+    assert.deepEqual(kept.get(rows[0]!.uuid), {
+      uuid: rows[0]!.uuid, look_host: hostA, look_epoch: '3', look_seq: '41', written_power_state: PowerState.SHUTOFF, missed_reports: 0, observed_at: new Date(observedAt),
     });
-    assert.deepEqual(byUuid.get(rows[1]!.uuid), {
-      ...common, uuid: rows[1]!.uuid, power_state: PowerState.NOSTATE, vm_state: VmState.ACTIVE, power_state_updated_at: observedAt, missed_reports: 3, last_missed_at: observedAt,
-    });
-    assert.deepEqual(byUuid.get(rows[2]!.uuid), {
-      ...common, uuid: rows[2]!.uuid, power_state: PowerState.CRASHED, vm_state: VmState.MIGRATING, power_state_updated_at: null, missed_reports: 0, last_missed_at: null,
-    });
+    assert.equal(kept.get(rows[1]!.uuid)?.missed_reports, 3);
+    assert.equal(kept.get(rows[2]!.uuid)?.written_power_state, null, 'a row virtsync never changed has no written state');
     const untouched = await database.db.selectFrom('instances').selectAll().where('uuid', '=', bystander.uuid).executeTakeFirstOrThrow();
     assert.deepEqual(untouched, before);
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { compareHost } from '../../../../services/sync-agent/host-comparison.ts';
+import { compareHost, type Discrepancy } from '../../../../services/sync-agent/host-comparison.ts';
 import type { HypervisorSnapshot } from '../../../../services/sync-agent/hypervisor-reader.ts';
 import type { HostInstance } from '../../../../shared/db/instances.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
@@ -16,7 +16,7 @@ const UUID = {
 } as const;
 
 function instance(uuid: string, powerState: PowerState, vmState: VmState = VmState.ACTIVE, missedReports = 0): HostInstance {
-  return { uuid, powerState, vmState, missedReports };
+  return { uuid, powerState, vmState, taskState: null, missedReports };
 }
 
 function snapshot(
@@ -27,7 +27,21 @@ function snapshot(
   return { domainCount, states: new Map(states), unreadable: new Set(unreadable) };
 }
 
+/** What was found, without the row as read (checked on its own below). */
+function statesOf(discrepancies: readonly Discrepancy[]): Array<Pick<Discrepancy, 'uuid' | 'powerState'>> {
+  return discrepancies.map(({ uuid, powerState }) => ({ uuid, powerState }));
+}
+
 describe('compareHost', () => {
+  test('each discrepancy carries the row as it was read, for the writer to tell a later cloud write', () => {
+    const read = { ...instance(UUID.a, PowerState.RUNNING, VmState.ACTIVE), taskState: 'spawning' };
+    const result = compareHost([read, instance(UUID.b, PowerState.RUNNING)], snapshot([[UUID.a, PowerState.SHUTOFF]]));
+    assert.deepEqual(result.discrepancies, [
+      { uuid: UUID.a, powerState: PowerState.SHUTOFF, expected: { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: 'spawning' } },
+      { uuid: UUID.b, powerState: null, expected: { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null } },
+    ]);
+  });
+
   test('an empty host has nothing to compare', () => {
     assert.deepEqual(compareHost([], snapshot([])), {
       discrepancies: [],
@@ -57,7 +71,7 @@ describe('compareHost', () => {
   test('a domain in another state than its row is drifted, with the hypervisor state', () => {
     const rows = [instance(UUID.a, PowerState.RUNNING), instance(UUID.b, PowerState.RUNNING)];
     const result = compareHost(rows, snapshot([[UUID.a, PowerState.SHUTOFF], [UUID.b, PowerState.RUNNING]]));
-    assert.deepEqual(result.discrepancies, [{ uuid: UUID.a, powerState: PowerState.SHUTOFF }]);
+    assert.deepEqual(statesOf(result.discrepancies), [{ uuid: UUID.a, powerState: PowerState.SHUTOFF }]);
     assert.equal(result.drifted, 1);
     assert.equal(result.missing, 0);
     assert.equal(result.compared, 2);
@@ -65,7 +79,7 @@ describe('compareHost', () => {
 
   test('a hypervisor NOSTATE against a RUNNING row is drifted, not missing', () => {
     const result = compareHost([instance(UUID.a, PowerState.RUNNING)], snapshot([[UUID.a, PowerState.NOSTATE]]));
-    assert.deepEqual(result.discrepancies, [{ uuid: UUID.a, powerState: PowerState.NOSTATE }]);
+    assert.deepEqual(statesOf(result.discrepancies), [{ uuid: UUID.a, powerState: PowerState.NOSTATE }]);
     assert.equal(result.drifted, 1);
     assert.equal(result.missing, 0);
   });
@@ -73,7 +87,7 @@ describe('compareHost', () => {
   test('a row the hypervisor does not know is missing (powerState null), even if the row says NOSTATE', () => {
     const rows = [instance(UUID.a, PowerState.RUNNING), instance(UUID.b, PowerState.NOSTATE, VmState.ERROR)];
     const result = compareHost(rows, snapshot([]));
-    assert.deepEqual(result.discrepancies, [
+    assert.deepEqual(statesOf(result.discrepancies), [
       { uuid: UUID.a, powerState: null },
       { uuid: UUID.b, powerState: null },
     ]);
@@ -87,7 +101,7 @@ describe('compareHost', () => {
       [instance(UUID.a, PowerState.RUNNING)],
       snapshot([[UUID.a, PowerState.RUNNING], [UUID.b, PowerState.RUNNING], [UUID.c, PowerState.SHUTOFF]]),
     );
-    assert.deepEqual(result.discrepancies, []);
+    assert.deepEqual(statesOf(result.discrepancies), []);
     assert.deepEqual([...result.unknownUuids].sort(), [UUID.b, UUID.c]);
     assert.equal(result.compared, 1);
   });
@@ -97,7 +111,7 @@ describe('compareHost', () => {
       [instance(UUID.a, PowerState.RUNNING), instance(UUID.b, PowerState.RUNNING)],
       snapshot([[UUID.b, PowerState.RUNNING]], [UUID.a]),
     );
-    assert.deepEqual(result.discrepancies, []);
+    assert.deepEqual(statesOf(result.discrepancies), []);
     assert.equal(result.compared, 1);
     assert.equal(result.drifted, 0);
     assert.equal(result.missing, 0);
@@ -107,7 +121,7 @@ describe('compareHost', () => {
 
   test('an unreadable domain without a row is reported as unknown', () => {
     const result = compareHost([], snapshot([], [UUID.a]));
-    assert.deepEqual(result.discrepancies, []);
+    assert.deepEqual(statesOf(result.discrepancies), []);
     assert.deepEqual(result.unknownUuids, [UUID.a]);
   });
 
@@ -131,7 +145,7 @@ describe('compareHost', () => {
         [UUID.d, UUID.f],
       ),
     );
-    assert.deepEqual(result.discrepancies, [
+    assert.deepEqual(statesOf(result.discrepancies), [
       { uuid: UUID.b, powerState: PowerState.SHUTOFF },
       { uuid: UUID.c, powerState: null },
     ]);
@@ -161,7 +175,7 @@ describe('compareHost', () => {
         ['b', PowerState.RUNNING],
       ]),
     );
-    assert.deepEqual(result.discrepancies, [{ uuid: 'a', powerState: PowerState.RUNNING }]);
+    assert.deepEqual(statesOf(result.discrepancies), [{ uuid: 'a', powerState: PowerState.RUNNING }]);
     assert.equal(result.drifted, 0);
   });
 });
