@@ -43,9 +43,9 @@ await runBench({ name: 'tls-cost', deadlineMs: 900_000, inputs: { connects, mess
   // A fresh object per connection: pg makes `key` non-enumerable on the object it is given, and amqplib copies enumerable keys only.
   const tls = () => ({ ca: [readFileSync(certificates.caFile)], cert: readFileSync(client.certFile), key: readFileSync(client.keyFile), rejectUnauthorized: true });
   context.progress('starting a RabbitMQ node and a PostgreSQL cluster with plain and TLS listeners');
-  const broker = await startTlsRabbitmqNode({ dir: path.join(dir, 'rabbit'), certificates, plainText: true });
+  const broker = await startTlsRabbitmqNode({ certificates, plainText: true });
   context.defer('stop the RabbitMQ node', () => broker.stop());
-  const database = await startTlsPostgresCluster({ name: `vs_tls_cost_${randomBytes(3).toString('hex')}`, certificates, plainText: true });
+  const database = await startTlsPostgresCluster({ certificates, plainText: true });
   context.defer('drop the PostgreSQL cluster', () => database.stop());
   await broker.ctl(['add_user', USER, PASSWORD]);
   await broker.ctl(['set_permissions', USER, '.*', '.*', '.*']);

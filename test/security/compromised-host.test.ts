@@ -149,8 +149,15 @@ describe('a compromised compute host can lie only about itself', () => {
     try {
       const others = await client.query('select uuid from instances where host = $1', ['h2']);
       const all = await client.query<{ uuid: string }>('select uuid from instances');
-      const refused = others.rowCount === 0 && all.rows.every((row) => row.uuid === u1);
-      report('read-other-host-rows', refused, `rows of h2 visible: ${others.rowCount}, rows visible in all: ${all.rowCount}`);
+      // The writer keeps a sync-state row for u1 and u2 (it applied both): h1 sees its own only.
+      const syncState = await client.query<{ uuid: string }>('select uuid from instance_sync_state');
+      const everySyncState = await rig.admin.query('select uuid from instance_sync_state');
+      const refused = others.rowCount === 0 && all.rows.every((row) => row.uuid === u1) && syncState.rows.every((row) => row.uuid === u1);
+      report(
+        'read-other-host-rows',
+        refused,
+        `rows of h2 visible: ${others.rowCount}, instances visible: ${all.rowCount}, sync-state rows visible: ${syncState.rowCount} of ${everySyncState.rowCount}`,
+      );
       assert.ok(refused);
       await assert.rejects(client.query(`update instances set power_state = ${PowerState.RUNNING} where uuid = $1`, [u1]), /permission denied/);
     } finally {

@@ -22,6 +22,8 @@ const START_TIMEOUT_S = 120;
 export interface RabbitNodeOptions {
   /** Lines appended to the node's rabbitmq.conf (e.g. TLS listeners, auth mechanisms). */
   extraConfig?: readonly string[];
+  /** false: no plain-text AMQP listener at all (a TLS-only node, its listener in extraConfig); `port` is then unused. */
+  plainTcp?: boolean;
   /** Plugins to enable (none by default: no management listener to collide with). */
   plugins?: readonly string[];
   /** Directory holding the Erlang cookie (HOME of server and CLI); nodes of one cluster share it. */
@@ -63,7 +65,8 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
   const nodeName = `${name}@localhost`;
   const pidFile = path.join(dir, 'beam.pid');
   const wrapperPidFile = path.join(dir, 'wrapper.pid');
-  writeFileSync(path.join(dir, 'rabbitmq.conf'), [`listeners.tcp.1 = 127.0.0.1:${port}`, 'log.console = false', ...(options.extraConfig ?? [])].join('\n') + '\n');
+  const tcpListener = options.plainTcp === false ? 'listeners.tcp = none' : `listeners.tcp.1 = 127.0.0.1:${port}`;
+  writeFileSync(path.join(dir, 'rabbitmq.conf'), [tcpListener, 'log.console = false', ...(options.extraConfig ?? [])].join('\n') + '\n');
   writeFileSync(path.join(dir, 'enabled_plugins'), `[${(options.plugins ?? []).join(',')}].\n`);
   writeFileSync(path.join(dir, 'rabbitmq-env.conf'), '');
   const env = {

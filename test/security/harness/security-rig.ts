@@ -71,10 +71,7 @@ export async function startSecurityRig(): Promise<SecurityRig> {
   };
   try {
     const certificates = await createTestCertificates(path.join(dir, 'certs'));
-    const [broker, database] = await Promise.all([
-      startTlsRabbitmqNode({ dir: path.join(dir, 'rabbit'), certificates }),
-      startTlsPostgresCluster({ name: `vs_security_${id}`, certificates }),
-    ]);
+    const [broker, database] = await Promise.all([startTlsRabbitmqNode({ certificates }), startTlsPostgresCluster({ certificates })]);
     cleanups.push(() => broker.stop(), () => database.stop());
     const libvirt: LibvirtHosts = await createLibvirtHosts();
     cleanups.push(() => libvirt.remove());

@@ -1,20 +1,19 @@
 /**
- * A PostgreSQL cluster of the test's own (pg_createcluster, its own port) that accepts
- * TCP connections over TLS only: agents log in with their client certificate (CN mapped
- * to their login by pg_ident), every other role with a password (scram-sha-256). The
- * test administers it as `postgres` over the Unix socket. The machine's shared cluster is
- * never touched; the cluster and its config directory are removed by stop().
+ * A PostgreSQL cluster of the test's own (the engines harness, test/helpers/engines) that
+ * accepts TCP connections over TLS only: agents log in with their client certificate (CN
+ * mapped to `agent:<CN>` by pg_ident), every other role with a password (scram-sha-256); a
+ * plain-text TCP connection is rejected. The test administers it as `postgres` over the
+ * Unix socket. `plainText` accepts password logins without TLS too (bench:tls-cost).
  */
 import { execFile } from 'node:child_process';
-import { chown, copyFile, chmod, rm, writeFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { chmod, chown, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './free-port.ts';
+import pg from 'pg';
+import { createPostgresCluster } from '../../helpers/engines/postgres-cluster.ts';
 import type { TestCertificates } from './test-certificates.ts';
 
 const run = promisify(execFile);
-const VERSION = '15';
 
 export interface TlsPostgresCluster {
   port: number;
@@ -26,62 +25,47 @@ export interface TlsPostgresCluster {
 /** pg_ident map name the agents' certificate logins go through (see docs/security.md). */
 export const AGENT_CERT_MAP = 'virtsync-agents';
 
-export async function startTlsPostgresCluster(options: { name: string; certificates: TestCertificates; plainText?: boolean }): Promise<TlsPostgresCluster> {
-  const { name, certificates } = options;
-  const port = await freePort();
-  const confDir = `/etc/postgresql/${VERSION}/${name}`;
-  let created = false;
-  const stop = async (): Promise<void> => {
-    if (!created) return;
-    created = false;
-    await run('pg_dropcluster', [VERSION, name, '--stop']).catch(() => undefined);
-    await rm(confDir, { recursive: true, force: true });
+export async function startTlsPostgresCluster(options: { certificates: TestCertificates; plainText?: boolean }): Promise<TlsPostgresCluster> {
+  const { certificates } = options;
+  // The server reads its key only if the postgres user owns it, mode 0600.
+  const tlsDir = path.join(path.dirname(certificates.caFile), 'postgres-server');
+  await mkdir(tlsDir, { recursive: true });
+  const postgres = await ids('postgres');
+  const install = async (from: string, name: string): Promise<string> => {
+    const target = path.join(tlsDir, name);
+    await copyFile(from, target);
+    await chown(target, postgres.uid, postgres.gid);
+    await chmod(target, 0o600);
+    return target;
   };
-  try {
-    await run('pg_createcluster', [VERSION, name, '--port', String(port)]);
-    created = true;
-    const postgres = userInfo().uid === 0 ? await ids('postgres') : undefined;
-    const install = async (from: string, to: string): Promise<string> => {
-      const target = path.join(confDir, to);
-      await copyFile(from, target);
-      if (postgres !== undefined) await chown(target, postgres.uid, postgres.gid);
-      await chmod(target, 0o600);
-      return target;
-    };
-    const settings = [
+  const cluster = await createPostgresCluster({
+    config: [
       'ssl = on',
       `ssl_cert_file = '${await install(certificates.server.certFile, 'server.crt')}'`,
       `ssl_key_file = '${await install(certificates.server.keyFile, 'server.key')}'`,
       `ssl_ca_file = '${await install(certificates.caFile, 'ca.crt')}'`,
-      "listen_addresses = '127.0.0.1,::1'",
-    ];
-    await writeFile(path.join(confDir, 'conf.d', 'virtsync-tls.conf'), `${settings.join('\n')}\n`);
-    await writeFile(
-      path.join(confDir, 'pg_hba.conf'),
-      [
-        'local all postgres trust',
-        // Agents: certificate only, CN → login through the map. Members of virtsync_agent only.
-        `hostssl all +virtsync_agent 127.0.0.1/32 cert map=${AGENT_CERT_MAP}`,
-        `hostssl all +virtsync_agent ::1/128 cert map=${AGENT_CERT_MAP}`,
-        'hostssl all all 127.0.0.1/32 scram-sha-256',
-        'hostssl all all ::1/128 scram-sha-256',
-        // Only when asked (bench:tls-cost compares the two).
-        ...(options.plainText === true ? ['hostnossl all all 127.0.0.1/32 scram-sha-256'] : []),
-        '',
-      ].join('\n'),
-    );
+    ],
+    hba: [
+      // Agents: certificate only, CN → login through the map. Members of virtsync_agent only.
+      `hostssl all +virtsync_agent 127.0.0.1/32 cert map=${AGENT_CERT_MAP}`,
+      `hostssl all +virtsync_agent ::1/128 cert map=${AGENT_CERT_MAP}`,
+      'hostssl all all 127.0.0.1/32 scram-sha-256',
+      'hostssl all all ::1/128 scram-sha-256',
+      ...(options.plainText === true ? ['host all all 127.0.0.1/32 scram-sha-256', 'host all all ::1/128 scram-sha-256'] : ['hostnossl all all 0.0.0.0/0 reject', 'hostnossl all all ::/0 reject']),
+    ],
+  });
+  const adminUrl = (database: string): string => `postgres://postgres@/${database}?host=/var/run/postgresql&port=${cluster.port}`;
+  try {
     // A host's certificate (CN = host) logs in as the role `agent:<host>`, nothing else.
-    await writeFile(path.join(confDir, 'pg_ident.conf'), `${AGENT_CERT_MAP} /^(.+)$ agent:\\1\n`);
-    await run('pg_ctlcluster', [VERSION, name, 'start']);
+    await writeFile(path.join(cluster.configDir, 'pg_ident.conf'), `${AGENT_CERT_MAP} /^(.+)$ agent:\\1\n`);
+    const admin = new pg.Client({ connectionString: adminUrl('postgres') });
+    await admin.connect();
+    await admin.query('select pg_reload_conf()').finally(() => admin.end());
   } catch (err) {
-    await stop();
+    await cluster.remove();
     throw err;
   }
-  return {
-    port,
-    adminUrl: (database) => `postgres://postgres@/${database}?host=/var/run/postgresql&port=${port}`,
-    stop,
-  };
+  return { port: cluster.port, adminUrl, stop: () => cluster.remove() };
 }
 
 async function ids(user: string): Promise<{ uid: number; gid: number }> {
