@@ -15,7 +15,7 @@ export const Exchange = {
   observations: 'virtsync.observations',
   /** topic, `instance.<host>.<new power state>` */
   changes: 'virtsync.changes',
-  /** topic, `report.<host>` and `unknown.<host>` */
+  /** topic, `report.<host>`, `unknown.<host>` and `host.<host>.<liveness state>` */
   reports: 'virtsync.reports',
   /** fanout into the dead-letter queue */
   deadLetter: 'virtsync.dead-letter',
@@ -52,6 +52,10 @@ export function reportRoutingKey(host: string): string {
 
 export function unknownDomainRoutingKey(host: string): string {
   return `unknown.${hostRoutingWord(host)}`;
+}
+
+export function livenessRoutingKey(host: string, state: string): string {
+  return `host.${hostRoutingWord(host)}.${state}`;
 }
 
 const durableQuorum = {

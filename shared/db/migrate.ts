@@ -9,6 +9,7 @@ import * as m0001 from './migrations/0001-initial.ts';
 import * as m0002 from './migrations/0002-missed-reports-and-host-reports.ts';
 import * as m0003 from './migrations/0003-service-roles.ts';
 import * as m0004 from './migrations/0004-outbox-retention.ts';
+import * as m0005 from './migrations/0005-host-liveness.ts';
 import * as m0006 from './migrations/0006-instance-sync-state.ts';
 import * as m0008 from './migrations/0008-agent-row-security.ts';
 
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0002-missed-reports-and-host-reports': m0002,
   '0003-service-roles': m0003,
   '0004-outbox-retention': m0004,
+  '0005-host-liveness': m0005,
   '0006-instance-sync-state': m0006,
   '0008-agent-row-security': m0008,
 };

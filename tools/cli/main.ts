@@ -9,7 +9,7 @@ import { ConfigError, errorCode } from '../../shared/errors.ts';
 import { redactSecrets } from '../../shared/redact.ts';
 import { registerBusCommand } from './bus-command.ts';
 import { createCliContext } from './cli-context.ts';
-import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { ExitCode, exitCodeFor, NotFoundError, ProblemsFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
 import { registerHostsCommand } from './hosts-command.ts';
@@ -78,7 +78,7 @@ setTimeout(() => process.exit(exitCode), 2_000).unref();
 
 /** One line: what failed and, for an unexpected error, its first cause; a hint where there is an obvious one. */
 function describeFailure(err: unknown): string {
-  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof UnreachableError) return err.message;
+  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof ProblemsFoundError || err instanceof UnreachableError) return err.message;
   // Names every bad variable, one per line.
   if (err instanceof ConfigError) return err.message;
   if (!(err instanceof Error)) return reasonOf(err);
