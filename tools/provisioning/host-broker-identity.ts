@@ -32,7 +32,7 @@ export async function grantHostBrokerIdentity(management: BrokerManagement, vhos
   for (const topic of topicPermissions) await management.put(path('topic-permissions', vhost, host), topic);
 }
 
-/** Deleting the user revokes its permissions and closes nothing else; its open connections are closed by the broker. */
+/** Deleting the user deletes its permissions and topic permissions with it: its certificate can no longer log in. */
 export async function revokeHostBrokerIdentity(management: BrokerManagement, host: string): Promise<void> {
   await management.delete(path('users', host));
 }
