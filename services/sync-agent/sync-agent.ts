@@ -92,6 +92,7 @@ export const syncAgent = defineService({
       await consumer.close();
     });
     const startup = createStartupSync({
+      enabled: config.startupSync,
       hosts: config.hosts,
       windowMs: config.startupSyncWindowMs,
       log,
