@@ -55,11 +55,25 @@ export const tickProducerEnv = commonEnv
     TICK_INTERVAL_MS: positiveInt.default(600_000),
     /** Stop after this many cycles; 0 runs until stopped (the demo runs one). */
     TICK_MAX_CYCLES: z.coerce.number().int().min(0).default(0),
+    /** A host whose last this many periodic syncs failed or were skipped is `failing`. */
+    HOST_FAILING_AFTER: positiveInt.default(3),
+    /** A host from which no report was received for this many tick intervals is `unreachable`. */
+    HOST_UNREACHABLE_AFTER: positiveInt.default(3),
+    /** More than this share of the reachable hosts silent at once means the report path is down, not the hosts. */
+    REPORT_PATH_SILENT_FRACTION: z.coerce.number().gt(0).lt(1).default(0.5),
+    /** ...and at least this many of them (one silent host in a fleet of one is that host). */
+    REPORT_PATH_SILENT_MIN_HOSTS: positiveInt.default(2),
   })
   .transform((env) => ({
     ...common(env),
     tickIntervalMs: env.TICK_INTERVAL_MS,
     maxCycles: env.TICK_MAX_CYCLES,
+    liveness: {
+      failingAfterSyncs: env.HOST_FAILING_AFTER,
+      unreachableAfterIntervals: env.HOST_UNREACHABLE_AFTER,
+      reportPathSilentFraction: env.REPORT_PATH_SILENT_FRACTION,
+      reportPathSilentMinHosts: env.REPORT_PATH_SILENT_MIN_HOSTS,
+    },
   }));
 
 export const syncAgentEnv = commonEnv

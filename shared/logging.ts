@@ -6,6 +6,20 @@ import { type DestinationStream, pino, type Logger } from 'pino';
 
 export type { Logger };
 
+/**
+ * pino writes a key bound twice (a child's `component` under its parent's, a field named like
+ * a base one) twice in one JSON object, which Elasticsearch and others reject. A line is
+ * re-serialised only when it has a repeated key; the innermost value wins, as with pino's own
+ * merge. The scan is cheap; the re-serialisation only happens on the rare line that needs it.
+ */
+export function withUniqueKeys(line: string): string {
+  const keys = line.match(/[{,]"[^"\\]+":/g);
+  if (keys === null || new Set(keys.map((key) => key.slice(1))).size === keys.length) return line;
+  // A repeated key may also be a nested one: parsing settles it (nested objects are unique already).
+  const parsed: unknown = JSON.parse(line);
+  return `${JSON.stringify(parsed)}\n`;
+}
+
 /** JSON lines to stdout, unless a destination is given (the CLI's stdout is its answer, so it logs to stderr). */
 export function createLogger(options: { service: string; level: string; destination?: DestinationStream }): Logger {
   return pino(
@@ -15,6 +29,7 @@ export function createLogger(options: { service: string; level: string; destinat
       timestamp: pino.stdTimeFunctions.isoTime,
       // Connection strings carry passwords.
       redact: { paths: ['*.databaseUrl', '*.amqpUrl', 'databaseUrl', 'amqpUrl'], censor: '[redacted]' },
+      hooks: { streamWrite: withUniqueKeys },
     },
     options.destination ?? pino.destination(1),
   );

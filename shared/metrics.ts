@@ -1,7 +1,7 @@
 /**
  * Every Prometheus metric virtsync exposes, on one registry per process, served at
  * /metrics. Labels are bounded: rule, state, queue, trigger, outcome, breaker and host
- * (a production agent serves one host); never an instance.
+ * (a production agent serves one host, the liveness gauges one series per host); never an instance.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -50,6 +50,24 @@ export const tickLag = new Histogram({
 // Producer
 export const ticksPublished = new Counter({ name: 'virtsync_ticks_published_total', help: 'Ticks published', registers });
 export const isLeader = new Gauge({ name: 'virtsync_tick_producer_leader', help: '1 while this producer holds the leader lock', registers });
+// Host liveness: every producer exports these from the database, so a leader change moves nothing.
+export const hostLastSuccessfulSync = new Gauge({
+  name: 'virtsync_host_last_successful_sync_timestamp_seconds',
+  help: 'When the newest synced report of the host was received (database clock)',
+  labelNames: ['host'] as const,
+  registers,
+});
+export const hostsByLiveness = new Gauge({
+  name: 'virtsync_hosts',
+  help: 'Enabled hosts by liveness state (healthy, failing, unreachable)',
+  labelNames: ['liveness'] as const,
+  registers,
+});
+export const reportPathSilent = new Gauge({
+  name: 'virtsync_report_path_silent',
+  help: '1 while most hosts are silent together: the report path is down, no host is declared unreachable',
+  registers,
+});
 
 // Consumers (writer, audit subscriber, agent's ticks)
 export const messagesConsumed = new Counter({
@@ -62,6 +80,12 @@ export const messagesDeadLettered = new Counter({
   name: 'virtsync_messages_dead_lettered_total',
   help: 'Messages rejected to the dead-letter queue, by the queue they came from',
   labelNames: ['queue'] as const,
+  registers,
+});
+
+export const deadLetterQueueMessages = new Gauge({
+  name: 'virtsync_dead_letter_queue_messages',
+  help: 'Messages in the dead-letter queue, as the broker last reported (dead-lettered by virtsync or by the broker)',
   registers,
 });
 

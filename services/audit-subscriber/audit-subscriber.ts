@@ -3,12 +3,13 @@
  * to the changes exchange, every event parsed (never cast), invalid ones dead-lettered,
  * written in batches, deduplicated on the stable event id, acked after the write.
  * It also keeps the newest sync report per host, so operators can see which hosts are
- * overdue or failing.
+ * overdue or failing, and when each host was last heard of (host liveness).
  */
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import { Queue } from '../../shared/bus/topology.ts';
 import { auditSubscriberEnv } from '../../shared/config.ts';
 import { appendAuditEntries } from '../../shared/db/audit-log.ts';
+import { recordReportReceipts } from '../../shared/db/host-report-receipts.ts';
 import { recordHostReports } from '../../shared/db/host-sync-reports.ts';
 import { changeEventSchema } from '../../shared/messages/change-event.ts';
 import { hostReportSchema } from '../../shared/messages/host-report.ts';
@@ -35,10 +36,15 @@ export const auditSubscriber = defineService({
       log,
       queue: Queue.hostReports,
       schema: hostReportSchema,
-      write: (batch) => dbBreaker.run(() => recordHostReports(db, batch)),
+      write: (batch) =>
+        dbBreaker.run(async () => {
+          await recordHostReports(db, batch);
+          await recordReportReceipts(db, batch); // when each host was last heard of, for host liveness
+        }),
       onWritten: (_, count) => log.debug({ reports: count }, 'host reports recorded'),
     });
     defer(() => reports.stop());
     log.info('consuming change events and host reports');
+    return { checks: () => ({ writes: changes.health(), reportWrites: reports.health() }) };
   },
 });

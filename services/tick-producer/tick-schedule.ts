@@ -38,3 +38,13 @@ export function planSlots(hosts: readonly string[], intervalMs: number, fromMs: 
   }
   return slots.sort((a, b) => a.dueAtMs - b.dueAtMs || a.host.localeCompare(b.host));
 }
+
+/** The cycle of the host's latest slot at or before `atMs`. */
+export function cycleAt(host: string, intervalMs: number, atMs: number): number {
+  return Math.floor((atMs - slotOffsetMs(host, intervalMs)) / intervalMs);
+}
+
+/** How often a leader re-reads the host list: new, enabled and disabled hosts count within this. */
+export function hostRefreshMs(intervalMs: number): number {
+  return Math.min(intervalMs, 5_000);
+}

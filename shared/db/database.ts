@@ -1,5 +1,6 @@
 /** The typed shape of virtsync's tables, as kysely sees them. Columns are snake_case. */
 import type { ColumnType, Generated, Insertable, Kysely, Selectable } from 'kysely';
+import type { LivenessState } from '../messages/host-liveness.ts';
 import type { PowerState } from '../power-state.ts';
 import type { VmState } from '../vm-state.ts';
 
@@ -53,6 +54,9 @@ export interface ChangeOutboxTable {
   payload: ColumnType<unknown, string, never>;
   created_at: CreatedAt;
   published_at: Timestamp | null;
+  /** When a relay claimed the row to publish it; a claim past its time-to-live may be taken over. */
+  locked_at: Timestamp | null;
+  locked_by: string | null;
 }
 
 /** Append-only trail of committed changes, one row per change event. */
@@ -87,6 +91,47 @@ export interface HostSyncReportsTable {
   look_seq: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
+/** What the audit subscriber received from each host, stamped with the database's clock. */
+export interface HostReportReceiptsTable {
+  host: string;
+  last_received_at: Timestamp;
+  last_outcome: string;
+  last_synced_at: Timestamp | null;
+  consecutive_failures: number;
+  /** bigint: pg returns it as a string. */
+  last_counted_cycle: ColumnType<string | null, number | null, number | null>;
+}
+
+
+/** Each enabled host's liveness, kept by the tick producer's leader. */
+export interface HostLivenessTable {
+  host: string;
+  state: LivenessState;
+  since: ColumnType<Date, Date | string | undefined, Date | string>;
+  tracked_since: ColumnType<Date, Date | string | undefined, never>;
+  reason: string;
+}
+
+/** Every liveness transition, stored and published from here (an outbox). */
+export interface HostLivenessTransitionsTable {
+  seq: Generated<string>;
+  transition_id: string;
+  host: string;
+  from_state: LivenessState;
+  to_state: LivenessState;
+  changed_at: CreatedAt;
+  payload: ColumnType<unknown, string, never>;
+  published_at: Timestamp | null;
+}
+
+/** Pipeline-level health, one row per component judged (`report-path`). */
+export interface PipelineHealthTable {
+  component: string;
+  state: string;
+  since: ColumnType<Date, Date | string | undefined, Date | string>;
+  detail: string;
+}
+
 export interface Database {
   compute_hosts: ComputeHostsTable;
   instances: InstancesTable;
@@ -94,6 +139,10 @@ export interface Database {
   change_outbox: ChangeOutboxTable;
   audit_log: AuditLogTable;
   host_sync_reports: HostSyncReportsTable;
+  host_report_receipts: HostReportReceiptsTable;
+  host_liveness: HostLivenessTable;
+  host_liveness_transitions: HostLivenessTransitionsTable;
+  pipeline_health: PipelineHealthTable;
 }
 
 export type InstanceRow = Selectable<InstancesTable>;

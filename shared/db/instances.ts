@@ -39,51 +39,47 @@ function toHostInstance(row: { uuid: string; power_state: PowerState; vm_state: 
 }
 
 /**
- * Locks and re-reads the rows a batch touches, with virtsync's bookkeeping of each. Rows
- * are locked in uuid order, so two writers holding overlapping batches queue up behind
- * each other instead of deadlocking.
+ * Locks and re-reads the rows a batch touches, then reads virtsync's bookkeeping of them.
+ * Rows are locked in uuid order, so two writers holding overlapping batches queue up behind
+ * each other instead of deadlocking. The bookkeeping is read in a statement of its own, after
+ * the locks are held: under READ COMMITTED a statement that waited for a lock sees the locked
+ * row as committed but every other table as of its start, so a join would pair the newest row
+ * with the bookkeeping from before the writer that held the lock.
  */
 export async function lockInstances(trx: Transaction<Database>, uuids: readonly string[]): Promise<Map<string, InstanceSnapshot>> {
   if (uuids.length === 0) return new Map();
+  const wanted = sql<string>`any(${sql.val([...uuids])}::uuid[])`;
   const rows = await trx
-    .selectFrom('instances as i')
-    .leftJoin('instance_sync_state as s', 's.uuid', 'i.uuid')
-    .select([
-      'i.uuid',
-      'i.host',
-      'i.power_state',
-      'i.vm_state',
-      'i.task_state',
-      'i.deleted_at',
-      's.missed_reports',
-      's.look_host',
-      's.look_epoch',
-      's.look_seq',
-      's.written_power_state',
-      's.written_vm_state',
-    ])
-    .where('i.uuid', '=', sql<string>`any(${sql.val([...uuids])}::uuid[])`)
-    .orderBy('i.uuid')
-    .forUpdate('i')
+    .selectFrom('instances')
+    .select(['uuid', 'host', 'power_state', 'vm_state', 'task_state', 'deleted_at'])
+    .where('uuid', '=', wanted)
+    .orderBy('uuid')
+    .forUpdate()
     .execute();
+  const kept = await trx
+    .selectFrom('instance_sync_state')
+    .select(['uuid', 'missed_reports', 'look_host', 'look_epoch', 'look_seq', 'written_power_state', 'written_vm_state'])
+    .where('uuid', '=', wanted)
+    .execute();
+  const bookkeeping = new Map(kept.map((row) => [row.uuid, row]));
   return new Map(
-    rows.map((row) => [
-      row.uuid,
-      {
+    rows.map((row) => {
+      const own = bookkeeping.get(row.uuid);
+      const snapshot: InstanceSnapshot = {
         host: row.host,
         powerState: row.power_state,
         vmState: row.vm_state,
         taskState: row.task_state,
         deleted: row.deleted_at !== null,
-        missedReports: row.missed_reports ?? 0,
+        missedReports: own?.missed_reports ?? 0,
         lastLook:
-          row.look_host === null || row.look_epoch === null || row.look_seq === null
+          own?.look_host == null || own.look_epoch === null || own.look_seq === null
             ? null
-            : { host: row.look_host, epoch: Number(row.look_epoch), seq: Number(row.look_seq) },
-        written:
-          row.written_power_state === null || row.written_vm_state === null ? null : { powerState: row.written_power_state, vmState: row.written_vm_state },
-      },
-    ]),
+            : { host: own.look_host, epoch: Number(own.look_epoch), seq: Number(own.look_seq) },
+        written: own?.written_power_state == null || own.written_vm_state === null ? null : { powerState: own.written_power_state, vmState: own.written_vm_state },
+      };
+      return [row.uuid, snapshot];
+    }),
   );
 }
 

@@ -1,5 +1,6 @@
 /** Every message contract by name: what docs/schemas/ is generated from and what the docs list. */
 import { changeEventSchema } from './change-event.ts';
+import { hostLivenessSchema } from './host-liveness.ts';
 import { hostReportSchema } from './host-report.ts';
 import { hostObservationsSchema } from './observation.ts';
 import { tickSchema } from './tick.ts';
@@ -11,4 +12,5 @@ export const CONTRACTS = {
   'change-event': changeEventSchema,
   'host-report': hostReportSchema,
   'unknown-domain': unknownDomainSchema,
+  'host-liveness': hostLivenessSchema,
 } as const;

@@ -25,6 +25,15 @@ export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
 }
 
+/** The command ran and found something wrong (`status --problems`); it printed what. */
+export class ProblemsFoundError extends Error {
+  override readonly name = 'ProblemsFoundError';
+
+  constructor(count: number) {
+    super(`${count} problem(s) found`);
+  }
+}
+
 /** A service the command needs did not answer; `target` names it without credentials. */
 export class UnreachableError extends Error {
   override readonly name = 'UnreachableError';

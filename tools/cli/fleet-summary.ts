@@ -3,6 +3,8 @@
  * for the table and for --json. Pure, so the rules (what is overdue) are easy to test.
  */
 import type { InstanceStateCount, LastHostSync, RegisteredHost } from '../../shared/db/fleet-status.ts';
+import type { HostLivenessView, PipelineHealthView } from '../../shared/db/host-liveness.ts';
+import type { LivenessState } from '../../shared/messages/host-liveness.ts';
 import { hostReportSchema } from '../../shared/messages/host-report.ts';
 import { POWER_STATES, type PowerStateName, powerStateName } from '../../shared/power-state.ts';
 import { VM_STATES, type VmState } from '../../shared/vm-state.ts';
@@ -29,14 +31,39 @@ export interface HostSummary {
   /** Live instances whose row names this host. */
   instances: number;
   lastSync: LastSyncSummary | null;
-  /** Enabled, and no sync report within overdueAfterMs. */
+  /**
+   * Enabled, and no successful sync received within overdueAfterMs (the database's clock of
+   * receipt; a failed or skipped report does not count). For a host liveness does not judge
+   * yet: no sync report started within overdueAfterMs.
+   */
   overdue: boolean;
+  /** As the tick producer's leader last judged it; null for a host it does not judge (disabled, or not yet). */
+  liveness: LivenessSummary | null;
+}
+
+export interface LivenessSummary {
+  state: LivenessState;
+  since: string;
+  reason: string;
+  consecutiveFailures: number;
+  /** The database's clock when the newest report, and the newest synced one, were received. */
+  lastReportReceivedAt: string | null;
+  lastSuccessfulSyncAt: string | null;
+}
+
+export interface PipelineSummary {
+  component: string;
+  state: string;
+  since: string;
+  detail: string;
 }
 
 export interface FleetSummary {
   generatedAt: string;
   overdueAfterMs: number;
-  hosts: { registered: number; enabled: number; overdue: number; unregisteredWithInstances: number };
+  hosts: { registered: number; enabled: number; overdue: number; failing: number; unreachable: number; unregisteredWithInstances: number };
+  /** Pipeline-level health (`report-path`: `ok`, or `silent` while most hosts are silent together). */
+  pipeline: PipelineSummary[];
   instances: {
     live: number;
     softDeleted: number;
@@ -52,6 +79,8 @@ export interface FleetRows {
   counts: readonly InstanceStateCount[];
   softDeleted: number;
   lastSyncs: readonly LastHostSync[];
+  liveness: readonly HostLivenessView[];
+  pipeline: readonly PipelineHealthView[];
 }
 
 export function summarizeFleet(rows: FleetRows, overdueAfterMs: number): FleetSummary {
@@ -68,6 +97,7 @@ export function summarizeFleet(rows: FleetRows, overdueAfterMs: number): FleetSu
 
   const registered = new Map(rows.hosts.map((host) => [host.host, host]));
   const syncs = new Map(rows.lastSyncs.map((sync) => [sync.host, sync]));
+  const liveness = new Map(rows.liveness.map((view) => [view.host, view]));
   const names = [...new Set([...registered.keys(), ...perHost.keys()])].sort();
   const hostList = names.map((host): HostSummary => {
     const row = registered.get(host);
@@ -80,7 +110,8 @@ export function summarizeFleet(rows: FleetRows, overdueAfterMs: number): FleetSu
       enabled,
       instances: perHost.get(host) ?? 0,
       lastSync,
-      overdue: enabled && (lastSync === null || lastSync.ageMs > overdueAfterMs),
+      overdue: enabled && isOverdue(liveness.get(host), lastSync, rows.now, overdueAfterMs),
+      liveness: summarizeLiveness(liveness.get(host)),
     };
   });
 
@@ -91,8 +122,11 @@ export function summarizeFleet(rows: FleetRows, overdueAfterMs: number): FleetSu
       registered: rows.hosts.length,
       enabled: rows.hosts.filter((host) => host.enabled).length,
       overdue: hostList.filter((host) => host.overdue).length,
+      failing: hostList.filter((host) => host.liveness?.state === 'failing').length,
+      unreachable: hostList.filter((host) => host.liveness?.state === 'unreachable').length,
       unregisteredWithInstances: hostList.filter((host) => !host.registered).length,
     },
+    pipeline: rows.pipeline.map((row) => ({ component: row.component, state: row.state, since: row.since.toISOString(), detail: row.detail })),
     instances: { live, softDeleted: rows.softDeleted, byPowerState, byVmState },
     hostList,
   };
@@ -112,5 +146,22 @@ function summarizeSync(sync: LastHostSync, now: Date): LastSyncSummary {
     drifted: detail?.drifted ?? null,
     missing: detail?.missing ?? null,
     unknown: detail?.unknown ?? null,
+  };
+}
+
+function isOverdue(liveness: HostLivenessView | undefined, lastSync: LastSyncSummary | null, now: Date, overdueAfterMs: number): boolean {
+  if (liveness === undefined) return lastSync === null || lastSync.ageMs > overdueAfterMs;
+  return liveness.lastSyncedAt === null || now.getTime() - liveness.lastSyncedAt.getTime() > overdueAfterMs;
+}
+
+function summarizeLiveness(view: HostLivenessView | undefined): LivenessSummary | null {
+  if (view === undefined) return null;
+  return {
+    state: view.state,
+    since: view.since.toISOString(),
+    reason: view.reason,
+    consecutiveFailures: view.consecutiveFailures,
+    lastReportReceivedAt: view.lastReceivedAt?.toISOString() ?? null,
+    lastSuccessfulSyncAt: view.lastSyncedAt?.toISOString() ?? null,
   };
 }

@@ -10,9 +10,12 @@ export function formatFleetSummary(summary: FleetSummary): string {
   const lines = [
     `virtsync fleet status at ${summary.generatedAt}`,
     '',
-    `hosts      ${n(hosts.registered)} registered, ${n(hosts.enabled)} enabled, ${n(hosts.overdue)} overdue (no sync report in ${overdueMinutes} min)`,
+    `hosts      ${n(hosts.registered)} registered, ${n(hosts.enabled)} enabled, ${n(hosts.overdue)} overdue (no successful sync in ${overdueMinutes} min), ${n(hosts.failing)} failing, ${n(hosts.unreachable)} unreachable`,
     `instances  ${n(instances.live)} live, ${n(instances.softDeleted)} soft-deleted`,
   ];
+  for (const component of summary.pipeline.filter((c) => c.state !== 'ok')) {
+    lines.push(`PIPELINE   ${component.component} ${component.state} since ${component.since}: ${component.detail}`);
+  }
   if (hosts.unregisteredWithInstances > 0) {
     lines.push(`WARNING    ${n(hosts.unregisteredWithInstances)} host(s) have instances but no compute_hosts row: they are never ticked`);
   }
@@ -20,7 +23,7 @@ export function formatFleetSummary(summary: FleetSummary): string {
     lines.push('', renderTable(['power state', 'instances'], powerRows), '', renderTable(['vm state', 'instances'], vmRows));
   }
   if (summary.hostList.length > 0) {
-    lines.push('', renderTable(['host', 'enabled', 'instances', 'last sync', 'trigger', 'outcome', 'compared', 'drifted', 'missing', 'note'], summary.hostList.map(hostRow)));
+    lines.push('', renderTable(['host', 'enabled', 'liveness', 'instances', 'last sync', 'trigger', 'outcome', 'compared', 'drifted', 'missing', 'note'], summary.hostList.map(hostRow)));
   }
   return lines.join('\n');
 }
@@ -36,6 +39,7 @@ function hostRow(host: HostSummary): Array<string | number> {
   return [
     host.host,
     host.registered ? (host.enabled ? 'yes' : 'no') : '-',
+    host.liveness === null ? '-' : host.liveness.state === 'healthy' ? 'healthy' : host.liveness.state.toUpperCase(),
     host.instances,
     sync === null ? 'never' : `${sync.startedAt} (${formatAge(sync.ageMs)})`,
     sync?.trigger ?? '-',

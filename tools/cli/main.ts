@@ -7,10 +7,12 @@ import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError, errorCode } from '../../shared/errors.ts';
 import { createCliContext } from './cli-context.ts';
-import { ExitCode, exitCodeFor, NotFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { ExitCode, exitCodeFor, NotFoundError, ProblemsFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { registerDlqCommand } from './dlq-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
+import { registerPoliciesCommand } from './policies-command.ts';
 import { registerStatusCommand } from './status-command.ts';
 import { registerSyncCommand } from './sync-command.ts';
 import { registerTailCommand } from './tail-command.ts';
@@ -47,6 +49,8 @@ registerTailCommand(program, context);
 registerHistoryCommand(program, context);
 registerMigrateCommand(program, context);
 registerFleetCommand(program, context);
+registerDlqCommand(program, context);
+registerPoliciesCommand(program, context);
 
 let exitCode: number = ExitCode.ok;
 try {
@@ -65,7 +69,7 @@ setTimeout(() => process.exit(exitCode), 2_000).unref();
 
 /** One line: what failed and, for an unexpected error, its first cause; a hint where there is an obvious one. */
 function describeFailure(err: unknown): string {
-  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof UnreachableError) return err.message;
+  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof ProblemsFoundError || err instanceof UnreachableError) return err.message;
   // Names every bad variable, one per line.
   if (err instanceof ConfigError) return err.message;
   if (!(err instanceof Error)) return reasonOf(err);

@@ -1,4 +1,4 @@
-/** `virtsync status`: the fleet as the database sees it. */
+/** `virtsync status`: the fleet as the database sees it; `--problems` only what needs an operator. */
 import type { Command } from 'commander';
 import {
   countLiveInstancesByState,
@@ -7,8 +7,11 @@ import {
   listRegisteredHosts,
   readDatabaseNow,
 } from '../../shared/db/fleet-status.ts';
+import { listHostLiveness, listPipelineHealth } from '../../shared/db/host-liveness.ts';
 import { wholeNumber } from './argument-parsers.ts';
+import { ProblemsFoundError } from './cli-errors.ts';
 import type { CliContext } from './cli-context.ts';
+import { formatProblems, listProblems } from './fleet-problems.ts';
 import { summarizeFleet } from './fleet-summary.ts';
 import { formatFleetSummary } from './format-fleet-summary.ts';
 
@@ -18,10 +21,11 @@ const DEFAULT_OVERDUE_AFTER_S = 1_200;
 export function registerStatusCommand(program: Command, context: CliContext): void {
   program
     .command('status')
-    .description('fleet summary from the database: hosts, instances per power state and vm state, last sync per host, hosts overdue')
+    .description('fleet summary from the database: hosts and their liveness, instances per power state and vm state, last sync per host, hosts overdue')
     .option('--json', 'print the summary as one JSON document')
-    .option('--overdue-after <seconds>', 'an enabled host with no sync report for this long is overdue', wholeNumber(1), DEFAULT_OVERDUE_AFTER_S)
-    .action(async (options: { json?: boolean; overdueAfter: number }) => {
+    .option('--problems', 'list only failing, unreachable and overdue hosts and pipeline problems; exit 1 when there are any')
+    .option('--overdue-after <seconds>', 'an enabled host with no successful sync received for this long is overdue', wholeNumber(1), DEFAULT_OVERDUE_AFTER_S)
+    .action(async (options: { json?: boolean; problems?: boolean; overdueAfter: number }) => {
       const db = await context.database();
       // One snapshot: the counts, hosts and reports agree with each other.
       const rows = await db
@@ -34,8 +38,16 @@ export function registerStatusCommand(program: Command, context: CliContext): vo
           counts: await countLiveInstancesByState(trx),
           softDeleted: await countSoftDeletedInstances(trx),
           lastSyncs: await listLastHostSyncs(trx),
+          liveness: await listHostLiveness(trx),
+          pipeline: await listPipelineHealth(trx),
         }));
       const summary = summarizeFleet(rows, options.overdueAfter * 1000);
-      context.print(options.json === true ? JSON.stringify(summary, null, 2) : formatFleetSummary(summary));
+      if (options.problems !== true) {
+        context.print(options.json === true ? JSON.stringify(summary, null, 2) : formatFleetSummary(summary));
+        return;
+      }
+      const problems = listProblems(summary);
+      context.print(options.json === true ? JSON.stringify({ generatedAt: summary.generatedAt, problems }, null, 2) : formatProblems(problems));
+      if (problems.length > 0) throw new ProblemsFoundError(problems.length);
     });
 }

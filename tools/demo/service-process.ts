@@ -17,6 +17,8 @@ export type ServiceName = 'tick-producer' | 'sync-agent' | 'state-writer' | 'aud
 export interface ServiceProcess {
   name: string;
   logFile: string;
+  /** The child's process id (its CPU time is in /proc/<pid>/stat). */
+  pid: number | undefined;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
   /** SIGTERM, then wait for the exit; resolves with the exit code. */
@@ -55,6 +57,7 @@ export function startServiceProcess(options: {
   return {
     name,
     logFile,
+    pid: child.pid,
     exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -123,7 +123,7 @@ describe('fleet and status', () => {
     const status = await runCli(['status', '--json'], fleetEnv);
     assert.equal(status.code, 0, status.stderr);
     const summary = JSON.parse(status.stdout);
-    assert.deepEqual(summary.hosts, { registered: 3, enabled: 3, overdue: 3, unregisteredWithInstances: 0 });
+    assert.deepEqual(summary.hosts, { registered: 3, enabled: 3, overdue: 3, failing: 0, unreachable: 0, unregisteredWithInstances: 0 });
     assert.equal(summary.instances.live, plan.instances.length);
     assert.equal(summary.instances.softDeleted, 0);
     assert.deepEqual(nonZero(summary.instances.byPowerState), expectedPower);

@@ -37,7 +37,12 @@ function assertConfigError(fn: () => unknown, names: string[]): string {
 
 describe('loadConfig: defaults', () => {
   test('tick producer: every default from an empty environment', () => {
-    assert.deepEqual(loadConfig(tickProducerEnv, {}), { ...COMMON_DEFAULTS, tickIntervalMs: 600_000, maxCycles: 0 });
+    assert.deepEqual(loadConfig(tickProducerEnv, {}), {
+      ...COMMON_DEFAULTS,
+      tickIntervalMs: 600_000,
+      maxCycles: 0,
+      liveness: { failingAfterSyncs: 3, unreachableAfterIntervals: 3, reportPathSilentFraction: 0.5, reportPathSilentMinHosts: 2 },
+    });
   });
 
   test('state writer: every default from an empty environment', () => {

@@ -5,14 +5,32 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
+import { createDatabase } from '../../../../shared/db/connect.ts';
+import type { Database } from '../../../../shared/db/database.ts';
+import { recordReportReceipts } from '../../../../shared/db/host-report-receipts.ts';
+import {
+  forgetDisabledHosts,
+  insertLiveness,
+  insertTransitions,
+  listHostLiveness,
+  listPipelineHealth,
+  listUnpublishedTransitions,
+  markTransitionsPublished,
+  readLivenessInputs,
+  recordPipelineHealth,
+  updateLiveness,
+} from '../../../../shared/db/host-liveness.ts';
+import { SCHEMA_VERSION } from '../../../../shared/messages/fields.ts';
+import { testLogger } from '../../../helpers/test-logger.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
 
 const SERVICE_ROLES = ['virtsync_tick_producer', 'virtsync_agent', 'virtsync_writer', 'virtsync_audit', 'virtsync_reader'] as const;
 type ServiceRole = (typeof SERVICE_ROLES)[number];
 
 let database: TestDatabase;
-const logins = new Map<ServiceRole, { user: string; client: pg.Client }>();
+const logins = new Map<ServiceRole, { user: string; url: string; client: pg.Client }>();
 const uuid = randomUUID();
 
 before(async () => {
@@ -28,7 +46,7 @@ before(async () => {
     url.username = user;
     const client = new pg.Client({ connectionString: url.toString() });
     await client.connect();
-    logins.set(role, { user, client });
+    logins.set(role, { user, url: url.toString(), client });
   }
   await admin.end();
 });
@@ -43,6 +61,13 @@ after(async () => {
   for (const { user } of users) await admin.query(`drop role if exists ${user}`);
   await admin.end();
 });
+
+/** A kysely pool logged in as the role, closed after the test. */
+function kyselyAs(role: ServiceRole, t: { after: (fn: () => Promise<void>) => void }): Kysely<Database> {
+  const db = createDatabase({ url: (logins.get(role) as { url: string }).url, log: testLogger, maxConnections: 1 });
+  t.after(() => db.destroy());
+  return db;
+}
 
 function as(role: ServiceRole): pg.Client {
   return (logins.get(role) as { client: pg.Client }).client;
@@ -83,9 +108,35 @@ describe('service roles', () => {
     await denied('virtsync_audit', updateInstance, [uuid]);
   });
 
-  test('the tick producer reads the host list only', async () => {
+  test('the tick producer reads the host list, not instances', async () => {
     assert.equal((await as('virtsync_tick_producer').query('select host from compute_hosts')).rowCount, 1);
     await denied('virtsync_tick_producer', 'select uuid from instances');
+  });
+
+  test('host liveness: the audit subscriber records receipts, the producer keeps liveness, the reader reads it', async (t) => {
+    await recordReportReceipts(kyselyAs('virtsync_audit', t), [
+      {
+        schemaVersion: SCHEMA_VERSION, host: 'h1', tickId: randomUUID(), cycle: 7, trigger: 'periodic', startedAt: new Date().toISOString(),
+        durationMs: 1, outcome: 'failed', error: 'libvirt down', dbCount: 1, hypervisorCount: 0, compared: 0, drifted: 0, missing: 0, unknown: 0, published: 0,
+      },
+    ]);
+    const producer = kyselyAs('virtsync_tick_producer', t);
+    await producer.transaction().execute(async (trx) => {
+      await forgetDisabledHosts(trx);
+      assert.equal((await readLivenessInputs(trx))[0]?.consecutiveFailures, 1);
+      await insertLiveness(trx, [{ host: 'h1', state: 'healthy', reason: 'new' }]);
+      await updateLiveness(trx, [{ host: 'h1', state: 'failing', reason: 'test' }]);
+      await insertTransitions(trx, [{ transitionId: randomUUID(), host: 'h1', fromState: 'healthy', toState: 'failing', payload: {} }]);
+      await recordPipelineHealth(trx, { component: 'report-path', state: 'ok', detail: 'test' });
+    });
+    const pending = await listUnpublishedTransitions(producer, 10);
+    await markTransitionsPublished(producer, pending.map((p) => p.transitionId));
+    const reader = kyselyAs('virtsync_reader', t);
+    assert.equal((await listHostLiveness(reader))[0]?.state, 'failing');
+    assert.equal((await listPipelineHealth(reader)).length, 1);
+    await denied('virtsync_reader', "update host_liveness set state = 'healthy'");
+    await denied('virtsync_audit', "update host_liveness set state = 'healthy'");
+    await denied('virtsync_tick_producer', "update host_report_receipts set consecutive_failures = 0");
   });
 
   test('the reader role reads everything and writes nothing', async () => {

@@ -31,6 +31,8 @@ test('folds grouped counts into totals per power state, vm state and host', () =
       ],
       softDeleted: 4,
       lastSyncs: [],
+      liveness: [],
+      pipeline: [],
     },
     60_000,
   );
@@ -58,6 +60,8 @@ for (const c of overdueCases) {
         counts: [],
         softDeleted: 0,
         lastSyncs: c.syncedMinutesAgo === null ? [] : [report('h', minutesAgo(c.syncedMinutesAgo))],
+        liveness: [],
+        pipeline: [],
       },
       20 * 60_000,
     );
@@ -68,7 +72,7 @@ for (const c of overdueCases) {
 
 test('a host with instances but no compute_hosts row is listed and counted as unregistered', () => {
   const summary = summarizeFleet(
-    { now, hosts: [], counts: [{ host: 'stray', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, count: 1 }], softDeleted: 0, lastSyncs: [] },
+    { now, hosts: [], counts: [{ host: 'stray', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, count: 1 }], softDeleted: 0, lastSyncs: [], liveness: [], pipeline: [] },
     60_000,
   );
   assert.deepEqual(summary.hostList.map((h) => ({ host: h.host, registered: h.registered, overdue: h.overdue })), [{ host: 'stray', registered: false, overdue: false }]);
@@ -78,8 +82,29 @@ test('a host with instances but no compute_hosts row is listed and counted as un
 test('the last sync carries the report figures, or nulls when the stored report does not parse', () => {
   const good = report('a', minutesAgo(1));
   const bad = { ...report('b', minutesAgo(1)), report: { schemaVersion: 99 } };
-  const summary = summarizeFleet({ now, hosts: [{ host: 'a', enabled: true }, { host: 'b', enabled: true }], counts: [], softDeleted: 0, lastSyncs: [good, bad] }, 60_000 * 20);
+  const summary = summarizeFleet({ now, hosts: [{ host: 'a', enabled: true }, { host: 'b', enabled: true }], counts: [], softDeleted: 0, lastSyncs: [good, bad], liveness: [], pipeline: [] }, 60_000 * 20);
   assert.deepEqual([summary.hostList[0]?.lastSync?.compared, summary.hostList[0]?.lastSync?.drifted, summary.hostList[0]?.lastSync?.ageMs], [2, 1, 60_000]);
   assert.equal(summary.hostList[1]?.lastSync?.compared, null);
   assert.equal(summary.hostList[1]?.lastSync?.outcome, 'synced');
+});
+
+test('a judged host is overdue by its last successful sync received, failed reports do not reset it', () => {
+  const view = (host: string, lastSyncedAt: Date | null) => ({
+    host, state: 'failing' as const, since: minutesAgo(30), reason: 'r', consecutiveFailures: 9, lastReceivedAt: minutesAgo(1), lastSyncedAt,
+  });
+  const summary = summarizeFleet(
+    {
+      now,
+      hosts: [{ host: 'a', enabled: true }, { host: 'b', enabled: true }, { host: 'c', enabled: true }],
+      counts: [],
+      softDeleted: 0,
+      // Every host sent a report a minute ago; only b's last success is recent.
+      lastSyncs: ['a', 'b', 'c'].map((host) => ({ ...report(host, minutesAgo(1)), outcome: 'failed' })),
+      liveness: [view('a', minutesAgo(25)), view('b', minutesAgo(2)), view('c', null)],
+      pipeline: [],
+    },
+    20 * 60_000,
+  );
+  assert.deepEqual(summary.hostList.map((h) => [h.host, h.overdue]), [['a', true], ['b', false], ['c', true]]);
+  assert.equal(summary.hosts.failing, 3);
 });
