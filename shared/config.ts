@@ -149,7 +149,9 @@ export const syncAgentEnv = commonEnv
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
-    /** At start (and when a host's libvirt connection is back) each host is synced once, at a random moment within this window. */
+    /** Sync each host once at start (and when its libvirt connection is back), without waiting for its tick. */
+    AGENT_STARTUP_SYNC: booleanFlag.default(true),
+    /** Those syncs start at random moments within this window. */
     AGENT_STARTUP_SYNC_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
     /** For tests and drills only: shifts the agent's stamps by this much, as a clock set wrong would. Nothing is ordered by them. */
     AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
@@ -164,6 +166,7 @@ export const syncAgentEnv = commonEnv
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
+    startupSync: env.AGENT_STARTUP_SYNC,
     startupSyncWindowMs: env.AGENT_STARTUP_SYNC_WINDOW_MS,
     clockOffsetMs: env.AGENT_CLOCK_OFFSET_MS,
   }));

@@ -1,18 +1,35 @@
 /**
  * The operator's window into a service: /metrics (Prometheus), /healthz (the process
  * is alive) and /readyz (every check passes: connected to what it needs, breakers closed;
- * the body names each check, 503 while any fails).
+ * the body names each check, and why a failing one fails where that is known; 503 while
+ * any fails).
  */
 import { createServer, type Server } from 'node:http';
 import type { Logger } from './logging.ts';
 import { metricsRegistry } from './metrics.ts';
 import { coerceError } from './errors.ts';
 
-export type ReadinessChecks = () => Record<string, boolean>;
+/** A check's outcome: a plain flag, or a flag with the reason it fails. */
+export type ReadinessCheck = boolean | { ok: boolean; reason?: string };
+export type ReadinessChecks = () => Record<string, ReadinessCheck>;
 
 export interface HttpServer {
   port: number;
   close(): Promise<void>;
+}
+
+/** The /readyz body: each check as a flag, plus the reasons of the failing ones that have one. */
+export function readinessReport(checks: Record<string, ReadinessCheck>): { ready: boolean; body: Record<string, unknown> } {
+  const flags: Record<string, boolean> = {};
+  const reasons: Record<string, string> = {};
+  for (const [name, check] of Object.entries(checks)) {
+    flags[name] = typeof check === 'boolean' ? check : check.ok;
+    if (typeof check !== 'boolean' && !check.ok && check.reason !== undefined) reasons[name] = check.reason;
+  }
+  const ready = Object.values(flags).every(Boolean);
+  const body: Record<string, unknown> = { status: ready ? 'ready' : 'not ready', checks: flags };
+  if (Object.keys(reasons).length > 0) body.reasons = reasons;
+  return { ready, body };
 }
 
 export async function startHttpServer(options: { port: number; checks: ReadinessChecks; log: Logger }): Promise<HttpServer> {
@@ -25,9 +42,8 @@ export async function startHttpServer(options: { port: number; checks: Readiness
       case '/healthz':
         return respond(200, JSON.stringify({ status: 'ok' }));
       case '/readyz': {
-        const checks = options.checks();
-        const ready = Object.values(checks).every(Boolean);
-        return respond(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', checks }));
+        const { ready, body } = readinessReport(options.checks());
+        return respond(ready ? 200 : 503, JSON.stringify(body));
       }
       case '/metrics':
         metricsRegistry.metrics().then(

@@ -83,6 +83,12 @@ export const messagesDeadLettered = new Counter({
   registers,
 });
 
+export const deadLetterQueueMessages = new Gauge({
+  name: 'virtsync_dead_letter_queue_messages',
+  help: 'Messages in the dead-letter queue, as the broker last reported (dead-lettered by virtsync or by the broker)',
+  registers,
+});
+
 // Writer
 export const writerDecisions = new Counter({
   name: 'virtsync_writer_decisions_total',

@@ -17,13 +17,14 @@
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { type Breaker, createDatabaseBreaker } from './breaker.ts';
-import { type BusConnection, connectBus } from './bus/connect.ts';
+import { brokerHealth, type BusConnection, connectBus } from './bus/connect.ts';
 import { createPublisher, type Publisher } from './bus/publisher.ts';
 import { coreTopology, verifyCoreTopology } from './bus/topology.ts';
 import { awaitTopology } from './bus/topology-gate.ts';
 import { type CommonConfig, loadConfig } from './config.ts';
 import { createDatabase } from './db/connect.ts';
 import type { Database } from './db/database.ts';
+import { startDatabaseProbe } from './db/readiness-probe.ts';
 import { coerceError, ConfigError } from './errors.ts';
 import { type ReadinessChecks, startHttpServer } from './http-server.ts';
 import { createLogger, type Logger } from './logging.ts';
@@ -107,6 +108,8 @@ export async function startService<S extends z.ZodType<CommonConfig>>(
   const publisher = createPublisher(bus, { name: `${definition.name}.publish`, log, setup: coreTopology(config.busTopology) });
   closers.defer(() => publisher.close());
   const dbBreaker = createDatabaseBreaker(config, log);
+  const dbProbe = startDatabaseProbe(db, { intervalMs: 5_000, timeoutMs: 2_000 });
+  closers.defer(() => dbProbe.stop());
 
   let hooks: ServiceHooks | void;
   try {
@@ -118,7 +121,8 @@ export async function startService<S extends z.ZodType<CommonConfig>>(
   const ownChecks = hooks?.checks ?? (() => ({}));
   return {
     stop: closers.close,
-    checks: () => ({ broker: bus.isConnected(), database: dbBreaker.state() !== 'open', ...ownChecks() }),
+    // Why the broker or the database is unusable (a refused login is not an outage), beside the service's own checks.
+    checks: () => ({ broker: brokerHealth(bus), database: dbBreaker.state() !== 'open', databaseQuery: dbProbe.health(), ...ownChecks() }),
     finished: hooks?.finished ?? new Promise<never>(() => undefined),
   };
 }
@@ -141,7 +145,13 @@ export async function runService<S extends z.ZodType<CommonConfig>>(definition: 
   let service: RunningService;
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   try {
-    const db = createDatabase({ url: config.databaseUrl, tls: config.databaseTls, log, maxConnections: definition.maxDatabaseConnections?.(config) });
+    const db = createDatabase({
+      url: config.databaseUrl,
+      tls: config.databaseTls,
+      log,
+      maxConnections: definition.maxDatabaseConnections?.(config),
+      statementTimeoutMs: config.databaseTimeoutMs,
+    });
     connections.defer(() => db.destroy());
     const bus = connectBus({ url: config.amqpUrl, tls: config.amqpTls, name: `virtsync ${definition.name}`, log });
     connections.defer(() => bus.close());

@@ -45,5 +45,6 @@ export const auditSubscriber = defineService({
     });
     defer(() => reports.stop());
     log.info('consuming change events and host reports');
+    return { checks: () => ({ writes: changes.health(), reportWrites: reports.health() }) };
   },
 });

@@ -3,15 +3,18 @@
  * its commit: they are published with confirms and marked published. The outbox row,
  * written in the same transaction as the change, is the safety net: the relay polls for
  * rows still unpublished after a grace period (their writer crashed, or the broker was
- * away) and publishes those. A crash between publish and mark republishes with the same
- * event ids, which consumers dedupe. Each poll also deletes rows published longer ago than
+ * away), claims them in one short statement (locked_at/locked_by), publishes them with no
+ * transaction open while it waits for the confirms, and marks them. A claim it could not
+ * publish is released; a relay that dies leaves claims that expire. A crash between publish
+ * and mark republishes with the same event ids, which consumers dedupe. Each poll also deletes rows published longer ago than
  * the retention, a bounded number at a time.
  */
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
 import { Exchange } from '../../shared/bus/topology.ts';
 import { createInFlight } from '../../shared/concurrency.ts';
-import { claimUnpublished, countUnpublished, deletePublishedBefore, markPublished, type OutboxEvent } from '../../shared/db/change-outbox.ts';
+import { claimUnpublished, countUnpublished, deletePublishedBefore, markPublished, type OutboxEvent, releaseClaims } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -20,6 +23,8 @@ import { outboxBacklog } from '../../shared/metrics.ts';
 const PAGE_SIZE = 500;
 /** Rows younger than this are being published by the writer that committed them. */
 const HANDOVER_GRACE_MS = 5_000;
+/** A claim this old belongs to a relay that died or hung: longer than a publish may wait for its confirms (60 s). */
+const CLAIM_TTL_MS = 120_000;
 /** Rows deleted per statement, and statements per poll: pruning a backlog never holds up a poll for long. */
 const PRUNE_PAGE_SIZE = 5_000;
 const PRUNE_PAGES_PER_POLL = 10;
@@ -41,6 +46,7 @@ export function startOutboxRelay(deps: {
 }): OutboxRelay {
   const log = deps.log.child({ component: 'outbox-relay' });
   const handedOver = createInFlight();
+  const claimant = `outbox-relay ${randomUUID()}`;
   let polling: Promise<void> | undefined;
 
   const publish = (events: readonly OutboxEvent[]): Promise<unknown> =>
@@ -54,13 +60,18 @@ export function startOutboxRelay(deps: {
     );
 
   /** Publishes one page of stale rows; returns how many. */
-  const publishStalePage = (): Promise<number> =>
-    deps.db.transaction().execute(async (trx) => {
-      const events = await claimUnpublished(trx, PAGE_SIZE, HANDOVER_GRACE_MS);
+  const publishStalePage = async (): Promise<number> => {
+    const events = await claimUnpublished(deps.db, { limit: PAGE_SIZE, olderThanMs: HANDOVER_GRACE_MS, claimant, claimTtlMs: CLAIM_TTL_MS });
+    const eventIds = events.map((event) => event.eventId);
+    try {
       await publish(events);
-      await markPublished(trx, events.map((event) => event.eventId));
-      return events.length;
-    });
+    } catch (err) {
+      await releaseClaims(deps.db, eventIds, claimant).catch(() => undefined);
+      throw err;
+    }
+    await markPublished(deps.db, eventIds);
+    return events.length;
+  };
 
   const poll = async (): Promise<void> => {
     try {

@@ -3,6 +3,7 @@
  * events out through the outbox relay.
  */
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
+import { startDeadLetterWatch } from '../../shared/bus/dead-letter-watch.ts';
 import { coreTopology, Queue } from '../../shared/bus/topology.ts';
 import { stateWriterEnv } from '../../shared/config.ts';
 import { hostObservationsSchema, observationsOf } from '../../shared/messages/observation.ts';
@@ -19,6 +20,8 @@ export const stateWriter = defineService({
     const batchLog = createBatchLog(config, log);
     const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, retentionMs: config.outboxRetentionMs, log });
     defer(() => relay.stop());
+    const deadLetters = startDeadLetterWatch({ channel: publisher, log, intervalMs: 15_000 });
+    defer(() => deadLetters.stop());
     // Host observations messages, batched by the observations they carry, written as one list.
     const consumer = await startBatchConsumer(bus, {
       name: 'state-writer.observations',
@@ -43,5 +46,6 @@ export const stateWriter = defineService({
     });
     defer(() => consumer.stop());
     log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
+    return { checks: () => ({ writes: consumer.health() }) };
   },
 });

@@ -39,7 +39,7 @@ export function needsObservation(row: Pick<HostInstance, 'powerState' | 'missedR
   return state !== row.powerState || row.missedReports > 0;
 }
 
-export function compareHost(rows: readonly HostInstance[], hypervisor: HypervisorSnapshot): HostComparison {
+export function compareHost(rows: readonly HostInstance[], hypervisor: Pick<HypervisorSnapshot, 'domainCount' | 'states' | 'unreadable'>): HostComparison {
   const discrepancies: Discrepancy[] = [];
   let compared = 0;
   let drifted = 0;

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
-import { Exchange, observationRoutingKey, reportRoutingKey, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
+import { Exchange, reportRoutingKey } from '../../shared/bus/topology.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { readHostInstances, readLiveInstance } from '../../shared/db/instances.ts';
 import type { Breaker } from '../../shared/breaker.ts';
@@ -18,10 +18,9 @@ import { countMismatches, discrepanciesFound, hostSyncDuration, instancesCompare
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
-import { groupObservations, hostObservationsSchema, type Observation } from '../../shared/messages/observation.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
-import { type UnknownDomain, unknownDomainSchema } from '../../shared/messages/unknown-domain.ts';
+import { createAgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
@@ -46,25 +45,9 @@ export function createHostSync(deps: {
   publishAs?: string | undefined;
   log: Logger;
 }): HostSync {
-  const publishObservations = (observations: ReadonlyArray<Omit<Observation, 'observationId'>>): Promise<unknown> =>
-    Promise.all(
-      groupObservations(observations.map((observation) => ({ observationId: randomUUID(), ...observation }))).map((message) =>
-        publishJson(deps.publisher, Exchange.observations, observationRoutingKey(message.host), encodeMessage(hostObservationsSchema, message), {
-          messageId: randomUUID(),
-          type: 'host-observations',
-          userId: deps.publishAs,
-        }),
-      ),
-    );
-
-  const publishUnknown = (unknown: Omit<UnknownDomain, 'schemaVersion'>): Promise<void> =>
-    publishJson(
-      deps.publisher,
-      Exchange.reports,
-      unknownDomainRoutingKey(unknown.host),
-      encodeMessage(unknownDomainSchema, { schemaVersion: SCHEMA_VERSION, ...unknown }),
-      { messageId: randomUUID(), type: 'unknown-domain', userId: deps.publishAs },
-    );
+  const publish = createAgentPublications(deps.publisher, deps.publishAs);
+  const publishObservations = publish.observations;
+  const publishUnknown = publish.unknownDomain;
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {

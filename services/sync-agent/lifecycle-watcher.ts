@@ -63,7 +63,7 @@ export function startLifecycleWatcher(options: {
       restartTimer = setTimeout(start, backoffMs);
       backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
     });
-    log.info({ uri: options.uri, pid: proc.pid }, 'watching libvirt lifecycle events');
+    log.info({ uri: options.uri, virshPid: proc.pid }, 'watching libvirt lifecycle events');
   };
 
   start();

@@ -22,6 +22,8 @@ export interface StartupSync {
 }
 
 export function createStartupSync(options: {
+  /** Off (AGENT_STARTUP_SYNC=false): hosts wait for their ticks. */
+  enabled: boolean;
   hosts: readonly string[];
   windowMs: number;
   /** Runs a whole-host sync through the agent's limiter and in-flight tracking. */
@@ -32,7 +34,7 @@ export function createStartupSync(options: {
   const log = options.log.child({ component: 'startup-sync' });
   const random = options.random ?? Math.random;
   const timers = new Set<NodeJS.Timeout>();
-  let stopped = false;
+  let stopped = !options.enabled;
 
   const schedule = (host: string, reason: 'agent started' | 'libvirt reconnected'): void => {
     if (stopped) return;
@@ -49,6 +51,7 @@ export function createStartupSync(options: {
 
   return {
     start() {
+      if (stopped) return;
       for (const host of options.hosts) schedule(host, 'agent started');
       log.info({ hosts: options.hosts.length, windowMs: options.windowMs }, 'syncing every host once, spread over the window');
     },

@@ -12,7 +12,7 @@ import { deadLetter } from '../../shared/bus/dead-letter.ts';
 import type { Publisher } from '../../shared/bus/publisher.ts';
 import { coreTopology, tickQueue, tickQueues, type TopologyMode } from '../../shared/bus/topology.ts';
 import { awaitTopology } from '../../shared/bus/topology-gate.ts';
-import { createInFlight, createLimiter, type InFlight } from '../../shared/concurrency.ts';
+import { createInFlight, createLimiter } from '../../shared/concurrency.ts';
 import { type SyncAgentConfig, syncAgentEnv } from '../../shared/config.ts';
 import { coerceError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -20,8 +20,11 @@ import { messagesConsumed, tickLag } from '../../shared/metrics.ts';
 import { parseMessage } from '../../shared/messages/codec.ts';
 import { tickSchema } from '../../shared/messages/tick.ts';
 import { type Closer, defineService } from '../../shared/service-runner.ts';
+import { createAgentPublications } from './agent-publications.ts';
 import { createDebouncer } from './debouncer.ts';
-import { createHostSync, type HostSync } from './host-sync.ts';
+import { createDomainBatchSync } from './domain-batch-sync.ts';
+import { createEventCoalescer, type EventCoalescer } from './event-coalescer.ts';
+import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { startLifecycleWatcher } from './lifecycle-watcher.ts';
 import { createLookClock } from './look-clock.ts';
@@ -54,9 +57,11 @@ export const syncAgent = defineService({
       if (entry === undefined) throw new Error(`host ${host} is not served by this agent`);
       return entry.reader;
     };
+    const lookClock = createLookClock(db, dbBreaker);
+    const now = (): number => Date.now() + config.clockOffsetMs;
     // Stamped as user_id on everything the agent publishes: the broker vouches for it, the writer checks it.
     const publishAs = brokerUser(config.amqpUrl, config.amqpTls);
-    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock: createLookClock(db, dbBreaker), now: () => Date.now() + config.clockOffsetMs, log });
+    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock, now, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
@@ -99,6 +104,7 @@ export const syncAgent = defineService({
       await consumer.close();
     });
     const startup = createStartupSync({
+      enabled: config.startupSync,
       hosts: config.hosts,
       windowMs: config.startupSyncWindowMs,
       log,
@@ -111,8 +117,20 @@ export const syncAgent = defineService({
     defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
+      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now });
+      const events = createEventCoalescer({
+        syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
+        syncMany: (host, domainNames) =>
+          batchSync.syncDomains(host, domainNames).then((outcome) => log.debug({ host, domains: domainNames.length, ...outcome }, 'domains observed after lifecycle events')),
+        onError: (host, domainNames, err) =>
+          log.warn({ err: coerceError(err), host, domains: domainNames.length, sample: domainNames.slice(0, 5) }, 'domains not observed after lifecycle events, the next tick covers them'),
+        track: (work) => inFlight.track(work),
+        hostConcurrency: config.hostConcurrency,
+        perHostConcurrency: config.libvirtConcurrency,
+      });
+      defer(() => events.clear());
       for (const host of config.hosts) {
-        watchLifecycle(host, { uri: uriOf(host), debounceMs: config.eventDebounceMs, sync, inFlight, onReconnected: () => startup.resync(host), log: log.child({ host }), defer });
+        watchLifecycle(host, { uri: uriOf(host), debounceMs: config.eventDebounceMs, events, onReconnected: () => startup.resync(host), log: log.child({ host }), defer });
       }
     }
     startup.start();
@@ -134,7 +152,7 @@ async function rejectInvalidTick(mode: TopologyMode, publisher: Publisher, deliv
 }
 
 function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logger): ServedHost {
-  const reader = createLibvirtReader({ uri, concurrency: config.libvirtConcurrency, log });
+  const reader = createLibvirtReader({ uri, log });
   const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
   return {
     breaker,
@@ -146,21 +164,10 @@ function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logg
   };
 }
 
-/** Observes a host's domains once their lifecycle events have settled (one debouncer per host, keyed by domain name). */
-function watchLifecycle(
-  host: string,
-  deps: { uri: string; debounceMs: number; sync: HostSync; inFlight: InFlight; onReconnected: () => void; log: Logger; defer: (closer: Closer) => void },
-): void {
-  const { sync, inFlight, log } = deps;
-  const debouncer = createDebouncer(deps.debounceMs, (domainName) => {
-    inFlight.track(
-      sync.syncDomain(host, domainName).then(
-        (outcome) => log.debug({ domainName, outcome }, 'domain observed after lifecycle event'),
-        (err: unknown) => log.warn({ err: coerceError(err), domainName }, 'domain not observed after lifecycle event, the next tick covers it'),
-      ),
-    );
-  });
+/** Hands a host's domains to the event coalescer once their lifecycle events have settled (one debouncer per host, keyed by domain name). */
+function watchLifecycle(host: string, deps: { uri: string; debounceMs: number; events: EventCoalescer; onReconnected: () => void; log: Logger; defer: (closer: Closer) => void }): void {
+  const debouncer = createDebouncer(deps.debounceMs, (domainName) => deps.events.push(host, domainName));
   deps.defer(() => debouncer.clear());
-  const watcher = startLifecycleWatcher({ uri: deps.uri, log, onEvent: (event) => debouncer.push(event.domainName), onReconnected: deps.onReconnected });
+  const watcher = startLifecycleWatcher({ uri: deps.uri, log: deps.log, onEvent: (event) => debouncer.push(event.domainName), onReconnected: deps.onReconnected });
   deps.defer(() => watcher.stop());
 }

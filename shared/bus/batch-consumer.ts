@@ -1,18 +1,23 @@
 /**
  * The consume → validate → write in batches → ack loop every database-writing consumer
  * shares. Each message is validated as it arrives and an invalid one is dead-lettered
- * with the reason at once, so it never waits for, or takes part in, a batch. A batch whose write fails
- * on a transient error is retried with backoff while its deliveries stay unacked. A batch
- * that fails for any other reason is written again one message at a time, so a single
- * poison message is dead-lettered with the error as its reason instead of taking the
- * valid ones down with it. Acks happen only after the write.
+ * with the reason at once, so it never waits for, or takes part in, a batch.
+ *
+ * A write can fail because of one message's data (a data exception or an integrity
+ * violation, see shared/db/transient-error.ts): the batch is then written again one message
+ * at a time, and only the message that fails on its own is dead-lettered, with the error as
+ * its reason. Every other failure (connection lost, authentication, a missing GRANT, a
+ * read-only server, a table missing, a bug) says nothing about the messages: the batch stays
+ * unacked (the prefetch holds further deliveries back, so consuming stops), is retried with
+ * backoff until it is written or the consumer stops, and `health()` reports why. On stop the
+ * batch is requeued. Acks happen only after the write.
  */
 import type { Channel } from 'amqplib';
 import type { z } from 'zod';
 import { createBatcher } from '../batcher.ts';
-import { isTransientDatabaseError } from '../db/transient-error.ts';
 import { createInFlight } from '../concurrency.ts';
-import { coerceError, isRetryableError } from '../errors.ts';
+import { describeUnavailability, isDataError } from '../db/transient-error.ts';
+import { coerceError, VirtsyncError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import { messagesConsumed } from '../metrics.ts';
 import { parseMessage } from '../messages/codec.ts';
@@ -23,9 +28,22 @@ import { deadLetter } from './dead-letter.ts';
 import { declareCoreTopology } from './topology.ts';
 import type { Publisher } from './publisher.ts';
 
+export interface ConsumerHealth {
+  ok: boolean;
+  /** Why writes fail, while they do. */
+  reason?: string;
+}
+
 export interface BatchConsumer {
+  /** Whether the last write went through; if not, why the dependency is unavailable. */
+  health(): ConsumerHealth;
   /** Stops intake, writes and acks what is in hand, closes the channel. Safe to call twice. */
   stop(): Promise<void>;
+}
+
+/** Only the data a message carries can make it unwritable for good; anything else is the dependency's state. */
+export function isMessageFault(err: unknown): boolean {
+  return isDataError(err) || (err instanceof VirtsyncError && !err.retryable);
 }
 
 export async function startBatchConsumer<S extends z.ZodType, R>(
@@ -54,6 +72,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
   const { log } = options;
   const stopping = new AbortController();
   const rejections = createInFlight();
+  let health: ConsumerHealth = { ok: true };
   type Entry = { delivery: Delivery; message: z.output<S> };
 
   const receive = (delivery: Delivery): void => {
@@ -69,7 +88,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     try {
       await writeAndAck(valid, started);
     } catch (err) {
-      if (isRetryable(err) || valid.length === 1) return settleFailed(valid, err);
+      if (!isMessageFault(err) || valid.length === 1) return settleFailed(valid, err);
       log.warn({ err: coerceError(err), messages: valid.length }, 'batch failed, writing its messages one by one to find the culprit');
       for (const entry of valid) {
         await writeAndAck([entry], Date.now()).catch((singleErr: unknown) => settleFailed([entry], singleErr));
@@ -77,23 +96,28 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     }
   };
 
-  const isRetryable = (err: unknown): boolean => isTransientDatabaseError(err) || isRetryableError(err);
-
   const writeAndAck = async (entries: Entry[], started: number): Promise<void> => {
     const messages = entries.map((entry) => entry.message);
     const result = await retryWithBackoff(() => options.write(messages), {
-      shouldRetry: isRetryable,
+      shouldRetry: (err) => !isMessageFault(err),
       signal: stopping.signal,
-      onRetry: (err, attempt, delayMs) => log.warn({ err: coerceError(err), attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying'),
+      onRetry: (err, attempt, delayMs) => {
+        const reason = describeUnavailability(err);
+        if (health.ok) log.error({ reason, queue: options.queue }, 'dependency unavailable: consuming paused, batch kept unacked and retried');
+        health = { ok: false, reason };
+        log.warn({ err: coerceError(err), reason, attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying');
+      },
     });
+    if (!health.ok) log.info({ queue: options.queue }, 'dependency available again: consuming resumed');
+    health = { ok: true };
     for (const { delivery } of entries) delivery.ack();
     messagesConsumed.inc({ queue: options.queue }, entries.length);
     options.onWritten?.(result, messages.length, Date.now() - started);
   };
 
-  /** Still unavailable (we are stopping): requeue. Fails on its own: it can never be written, dead-letter it. */
+  /** Fails on its own data: it can never be written, dead-letter it. Anything else (we are stopping): requeue. */
   const settleFailed = async (entries: Array<{ delivery: Delivery }>, err: unknown): Promise<void> => {
-    if (isRetryable(err)) {
+    if (!isMessageFault(err)) {
       log.warn({ err: coerceError(err), messages: entries.length }, 'batch not written before stopping, requeueing it');
       for (const { delivery } of entries) delivery.requeue();
       return;
@@ -114,10 +138,11 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
 
   let stopped: Promise<void> | undefined;
   return {
+    health: () => health,
     stop() {
       stopped ??= (async () => {
         await consumer.cancel();
-        // Before draining: a batch retrying against a dead database gives up and is requeued.
+        // Before draining: a batch retrying against an unavailable database gives up and is requeued.
         stopping.abort();
         await batcher.drain();
         await rejections.settled();

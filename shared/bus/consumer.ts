@@ -13,7 +13,7 @@ export interface Delivery {
   queue: string;
   message: ConsumeMessage;
   ack(): void;
-  /** Requeue for a retryable failure; the queue's delivery limit dead-letters a message that keeps failing. */
+  /** Give it back for another try (our queues have no delivery limit: a requeue never dead-letters). */
   requeue(): void;
   /** Reject without requeue: the broker dead-letters it if the queue has a dead-letter exchange, else drops it. */
   reject(): void;

@@ -2,7 +2,7 @@ import type { Logger } from '../logging.ts';
 import { messagesDeadLettered } from '../metrics.ts';
 import type { Delivery } from './consumer.ts';
 import { publishJson, type Publisher } from './publisher.ts';
-import { Exchange, REASON_HEADER } from './topology.ts';
+import { Exchange, ORIGIN_EXCHANGE_HEADER, ORIGIN_QUEUE_HEADER, ORIGIN_ROUTING_KEY_HEADER, REASON_HEADER } from './topology.ts';
 
 /**
  * Moves a message that can never be processed to the dead-letter queue, with the reason
@@ -19,8 +19,9 @@ export async function deadLetter(publisher: Publisher, delivery: Delivery, reaso
       headers: {
         ...message.properties.headers,
         [REASON_HEADER]: reason,
-        'x-virtsync-queue': queue,
-        'x-virtsync-routing-key': message.fields.routingKey,
+        [ORIGIN_QUEUE_HEADER]: queue,
+        [ORIGIN_EXCHANGE_HEADER]: message.fields.exchange,
+        [ORIGIN_ROUTING_KEY_HEADER]: message.fields.routingKey,
       },
     });
     delivery.ack();

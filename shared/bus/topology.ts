@@ -6,6 +6,7 @@
  */
 import type { Channel } from 'amqplib';
 import { hostRoutingWord } from '../host-name.ts';
+import { declareDurableQueues } from './queue-declaration.ts';
 import { type PowerState, powerStateKey } from '../power-state.ts';
 
 export const Exchange = {
@@ -32,11 +33,11 @@ export function tickQueue(host: string): string {
   return `virtsync.tick.${host}`;
 }
 
-/** Deliveries of one message before the broker dead-letters it (a poison message cannot loop forever). */
-export const DELIVERY_LIMIT = 5;
-
-/** Header carrying why virtsync dead-lettered a message. */
+/** Header carrying why virtsync dead-lettered a message (with the queue and routing key it came from). */
 export const REASON_HEADER = 'x-virtsync-reason';
+export const ORIGIN_QUEUE_HEADER = 'x-virtsync-queue';
+export const ORIGIN_EXCHANGE_HEADER = 'x-virtsync-exchange';
+export const ORIGIN_ROUTING_KEY_HEADER = 'x-virtsync-routing-key';
 
 export function observationRoutingKey(host: string): string {
   return `observation.${hostRoutingWord(host)}`;
@@ -58,20 +59,24 @@ export function livenessRoutingKey(host: string, state: string): string {
   return `host.${hostRoutingWord(host)}.${state}`;
 }
 
-const durableQuorum = {
-  durable: true,
-  arguments: {
-    'x-queue-type': 'quorum',
-    'x-delivery-limit': DELIVERY_LIMIT,
-    'x-dead-letter-exchange': Exchange.deadLetter,
-  },
-};
+/**
+ * Durable quorum queues with no delivery limit and no dead-letter exchange: the broker never
+ * dead-letters from them. RabbitMQ 3.10 counts every return toward `x-delivery-limit`, a
+ * graceful requeue and a dropped connection included, so a limit would dead-letter valid
+ * messages whenever a consumer restarts often enough during an outage. Poison is isolated
+ * by the consumers instead (shared/bus/batch-consumer.ts): validated on arrival, and a write
+ * failing on a message's own data, dead-lettered by virtsync with the reason. Bounds and the
+ * like live in broker policies (shared/bus/broker-policies.ts), which can change without
+ * recreating a queue.
+ */
+const durableQuorum = { durable: true, arguments: { 'x-queue-type': 'quorum' } };
 
 /**
  * Exchanges plus the queues that must exist before anything is published to them, so
  * that nothing is lost while their consumer is down or not yet deployed: observations
  * wait for a writer, committed changes and host reports for the audit subscriber.
- * Every service declares this.
+ * Every service declares this. A queue deployed by an older version with other arguments
+ * is kept as it is (shared/bus/queue-declaration.ts).
  */
 export async function declareCoreTopology(channel: Channel): Promise<void> {
   await channel.assertExchange(Exchange.ticks, 'direct', { durable: true });
@@ -79,17 +84,13 @@ export async function declareCoreTopology(channel: Channel): Promise<void> {
   await channel.assertExchange(Exchange.changes, 'topic', { durable: true });
   await channel.assertExchange(Exchange.reports, 'topic', { durable: true });
   await channel.assertExchange(Exchange.deadLetter, 'fanout', { durable: true });
-  await channel.assertQueue(Queue.deadLetter, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await declareDurableQueues(
+    channel,
+    [Queue.deadLetter, Queue.stateWriter, Queue.auditSubscriber, Queue.hostReports].map((name) => ({ name, options: durableQuorum })),
+  );
   await channel.bindQueue(Queue.deadLetter, Exchange.deadLetter, '');
-  await channel.assertQueue(Queue.stateWriter, durableQuorum);
   await channel.bindQueue(Queue.stateWriter, Exchange.observations, 'observation.#');
-  await channel.assertQueue(Queue.auditSubscriber, durableQuorum);
   await channel.bindQueue(Queue.auditSubscriber, Exchange.changes, 'instance.#');
-  // Only the newest report per host matters: a long outage of its consumer must not pile up forever.
-  await channel.assertQueue(Queue.hostReports, {
-    ...durableQuorum,
-    arguments: { ...durableQuorum.arguments, 'x-max-length': 100_000, 'x-overflow': 'drop-head' },
-  });
   await channel.bindQueue(Queue.hostReports, Exchange.reports, 'report.#');
 }
 

@@ -26,21 +26,53 @@ export async function insertOutboxEvents(trx: Transaction<Database>, events: rea
 
 /**
  * Claims the oldest unpublished events committed at least `olderThanMs` ago (younger ones
- * are still being published by the writer that committed them). SKIP LOCKED lets several
- * relays share the outbox without publishing the same event at the same time.
+ * are still being published by the writer that committed them) for `claimant`, in one
+ * statement: no transaction stays open while the claimant publishes. Rows claimed by another
+ * relay are skipped until their claim is older than `claimTtlMs` (that relay died or hung);
+ * SKIP LOCKED keeps two relays claiming at the same instant from waiting on each other.
  */
-export async function claimUnpublished(trx: Transaction<Database>, limit: number, olderThanMs: number): Promise<PendingEvent[]> {
-  const rows = await trx
-    .selectFrom('change_outbox')
-    .select(['seq', 'event_id', 'routing_key', 'payload'])
-    .where('published_at', 'is', null)
-    .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanMs / 1000})`)
-    .orderBy('seq')
-    .limit(limit)
-    .forUpdate()
-    .skipLocked()
+export async function claimUnpublished(
+  db: Db,
+  options: { limit: number; olderThanMs: number; claimant: string; claimTtlMs: number },
+): Promise<PendingEvent[]> {
+  const rows = await db
+    .updateTable('change_outbox')
+    .set({ locked_at: sql`now()`, locked_by: options.claimant })
+    .where('seq', 'in', (eb) =>
+      eb
+        .selectFrom('change_outbox')
+        .select('seq')
+        .where('published_at', 'is', null)
+        .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${options.olderThanMs / 1000})`)
+        .where((inner) =>
+          inner.or([
+            inner('locked_at', 'is', null),
+            inner('locked_at', '<', sql<Date>`now() - make_interval(secs => ${options.claimTtlMs / 1000})`),
+          ]),
+        )
+        .orderBy('seq')
+        .limit(options.limit)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .returning(['seq', 'event_id', 'routing_key', 'payload'])
     .execute();
-  return rows.map((row) => ({ seq: row.seq, eventId: row.event_id, routingKey: row.routing_key, payload: row.payload }));
+  // RETURNING follows no order: publish oldest first.
+  return rows
+    .map((row) => ({ seq: row.seq, eventId: row.event_id, routingKey: row.routing_key, payload: row.payload }))
+    .sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+}
+
+/** Gives up `claimant`'s claims on rows it could not publish, so the next poll takes them at once. */
+export async function releaseClaims(db: Db, eventIds: readonly string[], claimant: string): Promise<void> {
+  if (eventIds.length === 0) return;
+  await db
+    .updateTable('change_outbox')
+    .set({ locked_at: null, locked_by: null })
+    .where('event_id', '=', sql<string>`any(${sql.val([...eventIds])}::uuid[])`)
+    .where('locked_by', '=', claimant)
+    .where('published_at', 'is', null)
+    .execute();
 }
 
 export async function markPublished(db: Db, eventIds: readonly string[]): Promise<void> {

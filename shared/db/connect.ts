@@ -13,10 +13,40 @@ export function connectionSettings(url: string, tls: TlsFiles | undefined): pg.C
   return tls === undefined ? { connectionString: url } : { connectionString: url, ssl: readTlsOptions(tls) };
 }
 
-export function createDatabase(options: { url: string; log: Logger; maxConnections?: number; tls?: TlsFiles | undefined }): Kysely<Database> {
+/** Longest a statement may run (server side) unless the caller says otherwise. */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+
+/**
+ * Time limits every connection gets. The server cancels a statement past `statement_timeout`
+ * and ends a session idle inside a transaction; the client gives up on an answer that does not
+ * come (`query_timeout`, a little later than the server's limit, for a server or network that
+ * went silent); TCP keepalive makes the kernel notice a peer that vanished without a FIN.
+ */
+export function connectionLimits(statementTimeoutMs: number) {
+  return {
+    statement_timeout: statementTimeoutMs,
+    idle_in_transaction_session_timeout: statementTimeoutMs * 2,
+    query_timeout: statementTimeoutMs + 5_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // A server that does not answer at all must fail the connect, not hang it (the breaker counts it).
+    connectionTimeoutMillis: 10_000,
+  };
+}
+
+export function createDatabase(options: {
+  url: string;
+  log: Logger;
+  maxConnections?: number;
+  statementTimeoutMs?: number;
+  tls?: TlsFiles | undefined;
+}): Kysely<Database> {
   const log = options.log.child({ component: 'database' });
-  // A server that does not answer at all must fail the connect, not hang it (the breaker counts it).
-  const pool = new pg.Pool({ ...connectionSettings(options.url, options.tls), max: options.maxConnections ?? 10, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({
+    ...connectionSettings(options.url, options.tls),
+    max: options.maxConnections ?? 10,
+    ...connectionLimits(options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS),
+  });
   // A client losing its server (restart, pg_terminate_backend) must not crash the process. pg-pool
   // listens only while a client is idle; a checked-out client needs its own listener (its query
   // fails with the same error, and the caller retries).

@@ -54,6 +54,9 @@ export interface ChangeOutboxTable {
   payload: ColumnType<unknown, string, never>;
   created_at: CreatedAt;
   published_at: Timestamp | null;
+  /** When a relay claimed the row to publish it; a claim past its time-to-live may be taken over. */
+  locked_at: Timestamp | null;
+  locked_by: string | null;
 }
 
 /** Append-only trail of committed changes, one row per change event. */

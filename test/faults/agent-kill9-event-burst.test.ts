@@ -18,7 +18,7 @@ import { waitFor } from '../../tools/wait-for.ts';
 import type { PlannedInstance } from '../../tools/fleet/fleet-plan.ts';
 import { DRIFT, IN_SYNC, type Scenario } from '../../tools/fleet/scenarios.ts';
 import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../helpers/libvirtd.ts';
-import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/fault-rig.ts';
+import { type FaultOutcome, type FaultRig, createFaultRig, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
 
@@ -57,7 +57,7 @@ before(
     const first = r.startAgent(0, agentEnv, (entry) => {
       consuming ||= entry.msg === 'consuming ticks';
     });
-    await waitFor('the agent watching events', () => consuming, { timeoutMs: 60_000 });
+    await waitFor('the agent watching events', () => consuming, { timeoutMs: SERVICE_START_TIMEOUT_MS });
     // Its own startup sync (within 1 s) comes before the burst, so every change of the burst is news to it.
     await waitFor('the first agent\'s startup sync', () => first.stats.hostsSynced >= 1, { timeoutMs: 10_000 }).catch(() => undefined);
 

@@ -22,7 +22,7 @@ import { removeLeftovers } from '../helpers/engines/engine-registry.ts';
 import { createEngineVhost } from '../helpers/engines/engine-vhost.ts';
 import { type RabbitCluster, startRabbitCluster } from '../helpers/engines/rabbitmq-cluster.ts';
 import type { RabbitNode } from '../helpers/engines/rabbitmq-node.ts';
-import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/fault-rig.ts';
+import { type FaultOutcome, type FaultRig, createFaultRig, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
 
@@ -62,7 +62,7 @@ describe('cluster-leader-killed', () => {
       seen.changesLeader = (await c.leaderOf(vhost.name, Queue.auditSubscriber)).nodeName;
 
       r.startWriter({ WRITER_BATCH_SIZE: '10' });
-      await waitFor('the writer committed its first batch', () => r.writerStats().batches >= 1, { timeoutMs: 60_000, intervalMs: 20 });
+      await waitFor('the writer committed its first batch', () => r.writerStats().batches >= 1, { timeoutMs: SERVICE_START_TIMEOUT_MS, intervalMs: 20 });
       const batchesAtKill = r.writerStats().batches;
       const running = r.processes.filter((p) => p.exit === undefined);
       const connectsAtKill = new Map(running.map((p) => [p, p.stats.brokerConnects]));

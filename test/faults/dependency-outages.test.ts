@@ -24,7 +24,7 @@ import { countUnpublished } from '../../shared/db/change-outbox.ts';
 import { waitFor } from '../../tools/wait-for.ts';
 import { removeLeftovers } from '../helpers/engines/engine-registry.ts';
 import { createPostgresCluster, type PostgresCluster } from '../helpers/engines/postgres-cluster.ts';
-import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/fault-rig.ts';
+import { type FaultOutcome, type FaultRig, createFaultRig, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { isUpdateRule } from './harness/fleet-invariants.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
@@ -91,7 +91,7 @@ describe('audit-flap-postgres-down', () => {
       await theCluster().stop('fast');
       for (let i = 0; i < FLAPS; i++) {
         const subscriber = r.startAuditSubscriber();
-        await waitFor('the audit subscriber connected to the broker', () => subscriber.stats.brokerConnects >= 1, { timeoutMs: 60_000 });
+        await waitFor('the audit subscriber connected to the broker', () => subscriber.stats.brokerConnects >= 1, { timeoutMs: SERVICE_START_TIMEOUT_MS });
         await sleep(AWAY_MS);
         flaps.push({ exit: await subscriber.stop(), batchesRetried: subscriber.stats.retries.length });
       }
@@ -143,7 +143,7 @@ describe('writer-privilege-revoked', () => {
       r.startWriter({ DATABASE_URL: withUser(r.database.url, roles[0]) });
       r.agentHosts.forEach((_, index) => r.startAgent(index));
       const producer = r.startTickProducer({ intervalMs: 1_000, cycles: 0 });
-      await waitFor('the first host report', () => r.recorder.reports.length >= 1, { timeoutMs: 60_000 });
+      await waitFor('the first host report', () => r.recorder.reports.length >= 1, { timeoutMs: SERVICE_START_TIMEOUT_MS });
 
       revoked.reportsBefore = r.recorder.reports.length;
       revoked.batchesBefore = r.writerStats().batches;

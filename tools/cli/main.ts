@@ -10,10 +10,12 @@ import { redactSecrets } from '../../shared/redact.ts';
 import { registerBusCommand } from './bus-command.ts';
 import { createCliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, NotFoundError, ProblemsFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
+import { registerDlqCommand } from './dlq-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerHistoryCommand } from './history-command.ts';
 import { registerHostsCommand } from './hosts-command.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
+import { registerPoliciesCommand } from './policies-command.ts';
 import { registerStatusCommand } from './status-command.ts';
 import { registerSyncCommand } from './sync-command.ts';
 import { registerTailCommand } from './tail-command.ts';
@@ -60,6 +62,8 @@ registerMigrateCommand(program, context);
 registerFleetCommand(program, context);
 registerBusCommand(program, context);
 registerHostsCommand(program, context);
+registerDlqCommand(program, context);
+registerPoliciesCommand(program, context);
 
 let exitCode: number = ExitCode.ok;
 try {

@@ -122,6 +122,9 @@ export interface FaultRig {
   dispose(keepLogs?: boolean): Promise<void>;
 }
 
+/** How long a test waits for freshly started service processes to connect or report: tsx compiles each one, slow on a busy machine. */
+export const SERVICE_START_TIMEOUT_MS = 120_000;
+
 export type LogListener = (entry: Record<string, unknown>, process: RigProcess) => void;
 
 const DEFAULT_FAULT_FLEET = { hosts: 8, minVmsPerHost: 20, maxVmsPerHost: 40, driftRatio: 0.3, seed: 11 };
@@ -257,7 +260,7 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
       rig.startAuditSubscriber();
       rig.agentHosts.forEach((_, index) => rig.startAgent(index));
       rig.startTickProducer({ intervalMs: 1_000, cycles: 1 });
-      await waitFor('a host report from every host', () => new Set(recorder.reports.map((r) => r.host)).size >= plan.hosts.length, { timeoutMs: 60_000 });
+      await waitFor('a host report from every host', () => new Set(recorder.reports.map((r) => r.host)).size >= plan.hosts.length, { timeoutMs: SERVICE_START_TIMEOUT_MS });
     },
     async publishManualTicks(hosts) {
       const channel = await probe.ready();

@@ -10,7 +10,7 @@
 import { after, before, describe } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '../../../tools/wait-for.ts';
-import { type FaultOutcome, type FaultRig, type FaultRigOptions, createFaultRig } from './fault-rig.ts';
+import { type FaultOutcome, type FaultRig, type FaultRigOptions, createFaultRig, SERVICE_START_TIMEOUT_MS } from './fault-rig.ts';
 import { printFaultSummary } from './fault-report.ts';
 import { defineInvariantTests } from './invariant-tests.ts';
 
@@ -52,9 +52,9 @@ export function describeRestartFault(options: {
         r.startAuditSubscriber();
         r.startWriter();
         r.agentHosts.forEach((_, index) => r.startAgent(index));
-        await waitFor('the services connected', () => r.processes.every((p) => p.stats.brokerConnects >= 1), { timeoutMs: 60_000 });
+        await waitFor('the services connected', () => r.processes.every((p) => p.stats.brokerConnects >= 1), { timeoutMs: SERVICE_START_TIMEOUT_MS });
         const producer = r.startTickProducer({ intervalMs: 1_000, cycles: 0 });
-        await waitFor('the first host report', () => r.recorder.reports.length >= 1, { timeoutMs: 60_000 });
+        await waitFor('the first host report', () => r.recorder.reports.length >= 1, { timeoutMs: SERVICE_START_TIMEOUT_MS });
 
         const reportsBefore = r.recorder.reports.length;
         const awayAt = options.at === 'before-start' ? faultAt : Date.now();

@@ -12,6 +12,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { coerceError } from '../../../shared/errors.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { engineDir, killRecordedPids, registerTeardown, uniqueEngineName, unregisterTeardown } from './engine-registry.ts';
 import { freePorts } from './free-port.ts';
@@ -55,7 +56,21 @@ export interface RabbitNode {
   remove(): Promise<void>;
 }
 
+/**
+ * Starts a node; one that fails to boot (a port taken between the check and the bind, a
+ * start slower than the time-out on a busy machine) is removed and tried once more as a
+ * new node, with new ports.
+ */
 export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<RabbitNode> {
+  try {
+    return await startNewNode(options);
+  } catch (err) {
+    process.stderr.write(`engines: ${coerceError(err).message}; trying a new node\n`);
+    return startNewNode(options);
+  }
+}
+
+async function startNewNode(options: RabbitNodeOptions): Promise<RabbitNode> {
   const name = uniqueEngineName();
   const dir = options.parentDir === undefined ? engineDir(name) : path.join(options.parentDir, name);
   mkdirSync(dir, { recursive: true });
@@ -98,7 +113,7 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     wrapper = child;
     writeFileSync(wrapperPidFile, String(child.pid));
     await ctl(['wait', '--pid', String(child.pid), '--timeout', String(START_TIMEOUT_S)], (START_TIMEOUT_S + 10) * 1000).catch((err: unknown) => {
-      throw new Error(`RabbitMQ node ${nodeName} did not start (log: ${path.join(dir, 'log')})`, { cause: err });
+      throw new Error(`RabbitMQ node ${nodeName} did not start: ${bootFailure(dir)}`, { cause: err });
     });
   };
   /** The server script exits with the VM: once it has, the ports are free for a restart. */
@@ -150,6 +165,13 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     throw err;
   }
   return node;
+}
+
+/** What the server printed about its failed boot (the node's directory is removed with it). */
+function bootFailure(dir: string): string {
+  const out = existsSync(path.join(dir, 'server.out')) ? readFileSync(path.join(dir, 'server.out'), 'utf8') : '';
+  const lines = out.split('\n').filter((line) => /ERROR|error:|eaddrinuse|BOOT FAILED|timed out/i.test(line));
+  return lines.slice(-3).join(' | ').slice(0, 500) || 'no error printed (still booting when the wait timed out?)';
 }
 
 function writeCookie(home: string): void {

@@ -87,7 +87,7 @@ describe('health endpoints', () => {
   test('/healthz answers ok and /readyz names its checks', async () => {
     assert.deepEqual(JSON.parse((await get('writer', '/healthz')).body), { status: 'ok' });
     const ready = JSON.parse((await get('writer', '/readyz')).body);
-    assert.deepEqual(ready, { status: 'ready', checks: { broker: true, database: true, running: true } });
+    assert.deepEqual(ready, { status: 'ready', checks: { broker: true, database: true, databaseQuery: true, writes: true, running: true } });
     assert.equal((await get('writer', '/nope')).status, 404);
   });
 });
@@ -130,13 +130,21 @@ describe('readiness follows the broker connection', () => {
     // The management API lists a new connection a few seconds late: wait until it sees ours.
     let closed = 0;
     let sawUnready = false;
+    let reason: unknown;
     await waitFor('connections closed by the broker', async () => (closed += await vhost.closeConnections()) >= 2, { timeoutMs: 20_000, intervalMs: 500 });
     await waitFor('the writer to notice', async () => {
       const { status, body } = await get('writer', '/readyz');
-      if (status === 503 && JSON.parse(body).checks.broker === false) sawUnready = true;
+      const parsed = JSON.parse(body);
+      if (status === 503 && parsed.checks.broker === false) {
+        sawUnready = true;
+        reason = parsed.reasons?.broker;
+      }
       return sawUnready;
     }, { timeoutMs: 10_000, intervalMs: 20 });
     await waitFor('the writer ready again', async () => (await get('writer', '/readyz')).status === 200, { timeoutMs: 20_000 });
+    // An outage, not a refusal: the reason says so (a refused login or vhost would say that instead).
+    assert.equal(typeof reason, 'string');
+    assert.doesNotMatch(String(reason), /refused the (credentials|vhost)/);
     assert.ok((metric((await get('writer', '/metrics')).body, 'virtsync_broker_disconnects_total') ?? 0) >= 1);
   });
 });

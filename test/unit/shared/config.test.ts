@@ -81,6 +81,7 @@ describe('loadConfig: defaults', () => {
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
+      startupSync: true,
       startupSyncWindowMs: 5_000,
       clockOffsetMs: 0,
     });

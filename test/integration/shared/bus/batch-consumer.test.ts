@@ -52,7 +52,8 @@ function consume(write: (messages: Array<{ n: number }>) => Promise<void>): Prom
 test('a poison message is dead-lettered with the error; its batch-mates are written', async () => {
   const written: number[] = [];
   const consumer = await consume(async (messages) => {
-    if (messages.some((m) => m.n === 13)) throw new Error('value out of range for the database');
+    // As pg reports a data exception (class 22): the message's own data is at fault.
+    if (messages.some((m) => m.n === 13)) throw Object.assign(new Error('value out of range for the database'), { code: '22003' });
     written.push(...messages.map((m) => m.n));
   });
   for (const n of [1, 13, 2]) probe.channel.sendToQueue(Queue.auditSubscriber, Buffer.from(JSON.stringify({ schemaVersion: 1, n })));
@@ -80,3 +81,43 @@ test('stop() returns promptly while every write fails transiently, and the batch
   assert.ok(Date.now() - started < 2_000, `stop took ${Date.now() - started} ms`);
   await waitFor('the message back in its queue', async () => (await probe.messageCount(Queue.auditSubscriber)) === 1, { timeoutMs: 10_000 });
 });
+
+/** Shaped like pg's errors: an Error with the SQLSTATE in `code`. */
+function sqlError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+const NOT_THE_MESSAGES_FAULT = [
+  { what: 'authentication failed (28P01)', err: sqlError('28P01', 'password authentication failed for user "writer"'), reason: 'authentication failed' },
+  { what: 'missing privilege (42501)', err: sqlError('42501', 'permission denied for table audit_log'), reason: 'permission denied' },
+  { what: 'read-only server after a failover (25006)', err: sqlError('25006', 'cannot execute INSERT in a read-only transaction'), reason: 'read-only' },
+  { what: 'table missing during a migration (42P01)', err: sqlError('42P01', 'relation "audit_log" does not exist'), reason: 'migrations' },
+  { what: 'unknown database (3D000)', err: sqlError('3D000', 'database "virtsync" does not exist'), reason: 'does not exist' },
+  { what: 'a bug (a plain Error)', err: new Error('cannot read properties of undefined'), reason: 'cannot read properties' },
+];
+
+for (const { what, err, reason } of NOT_THE_MESSAGES_FAULT) {
+  test(`${what}: the batch is kept and retried, health says why, nothing is dead-lettered`, async () => {
+    await probe.channel.purgeQueue(Queue.auditSubscriber);
+    const written: number[] = [];
+    const reasons: string[] = [];
+    let consumer: BatchConsumer | undefined;
+    consumer = await consume(async (messages) => {
+      if (reasons.length < 3) {
+        const health = consumer?.health();
+        reasons.push(health?.reason ?? '');
+        throw err;
+      }
+      written.push(...messages.map((m) => m.n));
+    });
+    for (const n of [1, 2, 3]) probe.channel.sendToQueue(Queue.auditSubscriber, Buffer.from(JSON.stringify({ schemaVersion: 1, n })));
+    await waitFor('the batch written once the failure passed', () => written.length === 3, { timeoutMs: 15_000 });
+    await consumer.stop();
+
+    assert.ok(reasons.slice(1).every((seen) => seen.includes(reason)), `health reasons while failing: ${reasons.join(' | ')}`);
+    assert.deepEqual(consumer.health(), { ok: true });
+    assert.deepEqual(written.sort(), [1, 2, 3]);
+    assert.equal(await probe.messageCount(Queue.deadLetter), 0);
+    assert.equal(await probe.messageCount(Queue.auditSubscriber), 0);
+  });
+}

@@ -67,5 +67,8 @@ test('a service with BUS_TOPOLOGY=verify waits for `bus setup`, then starts', as
   await operator.close();
   await starting;
   assert.equal(started, true);
-  assert.deepEqual(service?.checks(), { broker: true, database: true });
+  // Every readiness check holds (a check is `true` or `{ ok: true }`).
+  for (const [name, value] of Object.entries(service?.checks() ?? {})) {
+    assert.ok(value === true || (typeof value === 'object' && value !== null && 'ok' in value && value.ok === true), `${name} ready`);
+  }
 });

@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type KyselyPlugin, sql } from 'kysely';
 import { appendAuditEntries } from '../../../../shared/db/audit-log.ts';
-import { claimUnpublished, countUnpublished, deletePublishedBefore, insertOutboxEvents, markPublished } from '../../../../shared/db/change-outbox.ts';
+import { claimUnpublished, countUnpublished, deletePublishedBefore, insertOutboxEvents, markPublished, releaseClaims } from '../../../../shared/db/change-outbox.ts';
 import type { NewInstance } from '../../../../shared/db/database.ts';
 import type { ChangeEvent } from '../../../../shared/messages/change-event.ts';
 import { lockInstances, readHostInstances, writeSyncStates } from '../../../../shared/db/instances.ts';
@@ -188,57 +188,54 @@ describe('change_outbox', () => {
     await database.db.transaction().execute((trx) => insertOutboxEvents(trx, events));
   });
 
+  const claim = (claimant: string, limit: number, options: { olderThanMs?: number; claimTtlMs?: number } = {}) =>
+    claimUnpublished(database.db, { limit, olderThanMs: options.olderThanMs ?? 0, claimant, claimTtlMs: options.claimTtlMs ?? 60_000 });
+
   test('rows younger than the handover grace are left to the writer that committed them', async () => {
-    assert.deepEqual(await database.db.transaction().execute((trx) => claimUnpublished(trx, 100, 60_000)), []);
+    assert.deepEqual(await claim('relay-a', 100, { olderThanMs: 60_000 }), []);
   });
 
-  test('two concurrent claimers never get the same rows (SKIP LOCKED), and both see them in seq order', async () => {
+  test('claims are taken in one statement: relays never get the same rows, oldest first, and no transaction stays open', async () => {
     assert.equal(await countUnpublished(database.db), 10);
-    let first: Awaited<ReturnType<typeof claimUnpublished>> = [];
-    let second: Awaited<ReturnType<typeof claimUnpublished>> = [];
-    let third: Awaited<ReturnType<typeof claimUnpublished>> = [];
+    // Two relays claiming at the same instant, on two connections.
+    const [first, second] = await Promise.all([claim('relay-a', 4), claim('relay-b', 4)]);
+    const third = await claim('relay-c', 100);
+    const all = [...first, ...second, ...third];
+    assert.equal(new Set(all.map((event) => event.eventId)).size, 10, 'no row handed out twice');
+    assert.deepEqual(new Set(all.map((event) => event.eventId)), new Set(events.map((event) => event.eventId)));
+    for (const batch of [first, second, third]) {
+      const seqs = batch.map((event) => BigInt(event.seq));
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), 'each claim oldest first');
+    }
+    assert.deepEqual([first.length, second.length, third.length], [4, 4, 2]);
+    const idle = await sql<{ count: string }>`select count(*) as count from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`.execute(database.db);
+    assert.equal(Number(idle.rows[0]?.count), 0, 'nothing left idle in a transaction');
+    const owners = await database.db.selectFrom('change_outbox').select(['locked_by']).where('published_at', 'is', null).execute();
+    assert.ok(owners.every((row) => row.locked_by !== null));
 
-    await database.db.transaction().execute(async (trx1) => {
-      first = await claimUnpublished(trx1, 4, 0);
-      // Both claims are open at once, on two connections.
-      await database.db.transaction().execute(async (trx2) => {
-        second = await claimUnpublished(trx2, 4, 0);
-        await database.db.transaction().execute(async (trx3) => {
-          third = await claimUnpublished(trx3, 100, 0);
-        });
-        // trx2 rolls back: its claims go back to the pool.
-        throw new RollbackSignal();
-      }).catch((err: unknown) => {
-        if (!(err instanceof RollbackSignal)) throw err;
-      });
-      await markPublished(trx1, first.map((event) => event.eventId));
-    });
-
-    assert.deepEqual(first.map((event) => event.payload), events.slice(0, 4).map((event) => event.payload));
-    assert.deepEqual(first.map((event) => event.eventId), events.slice(0, 4).map((event) => event.eventId));
-    assert.deepEqual(second.map((event) => event.eventId), events.slice(4, 8).map((event) => event.eventId));
-    assert.deepEqual(third.map((event) => event.eventId), events.slice(8).map((event) => event.eventId));
-    const seqs = [...first, ...second, ...third].map((event) => BigInt(event.seq));
-    assert.equal(new Set(seqs).size, 10, 'no row handed out twice');
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), 'claimed oldest first');
-    for (const event of first) assert.equal(event.routingKey, `instance.${hostA}.running`);
+    // All claimed and fresh: nobody else gets them.
+    assert.deepEqual(await claim('relay-d', 100), []);
+    // relay-b could not publish: its rows go back at once.
+    await releaseClaims(database.db, second.map((event) => event.eventId), 'relay-b');
+    assert.deepEqual((await claim('relay-d', 100)).map((event) => event.eventId), second.map((event) => event.eventId));
+    // relay-c died: its claims expire and are taken over.
+    assert.deepEqual((await claim('relay-e', 100, { claimTtlMs: 0 })).map((event) => event.eventId).sort(), [...first, ...second, ...third].map((event) => event.eventId).sort());
+    await markPublished(database.db, events.slice(0, 4).map((event) => event.eventId));
+    for (const event of all) assert.equal(event.routingKey, `instance.${hostA}.running`);
   });
 
-  test('markPublished sets published_at and countUnpublished counts the rest', async () => {
+  test('markPublished sets published_at and countUnpublished counts the rest; published rows are never claimed', async () => {
     assert.equal(await countUnpublished(database.db), 6);
     const published = await database.db.selectFrom('change_outbox').select(['event_id', 'published_at']).where('published_at', 'is not', null).execute();
     assert.deepEqual(new Set(published.map((row) => row.event_id)), new Set(events.slice(0, 4).map((event) => event.eventId)));
     for (const row of published) assert.ok(row.published_at instanceof Date);
 
-    await database.db.transaction().execute(async (trx) => {
-      const rest = await claimUnpublished(trx, 100, 0);
-      assert.deepEqual(rest.map((event) => event.eventId), events.slice(4).map((event) => event.eventId));
-      await markPublished(trx, rest.map((event) => event.eventId));
-      await markPublished(trx, []);
-      assert.equal(await countUnpublished(trx), 0, 'visible inside the transaction');
-    });
+    const rest = await claim('relay-f', 100, { claimTtlMs: 0 });
+    assert.deepEqual(rest.map((event) => event.eventId), events.slice(4).map((event) => event.eventId));
+    await markPublished(database.db, rest.map((event) => event.eventId));
+    await markPublished(database.db, []);
     assert.equal(await countUnpublished(database.db), 0);
-    assert.deepEqual(await database.db.transaction().execute((trx) => claimUnpublished(trx, 10, 0)), []);
+    assert.deepEqual(await claim('relay-g', 10, { claimTtlMs: 0 }), []);
   });
 
   test('deletePublishedBefore deletes only rows published longer ago than the retention, oldest first, at most the limit', async () => {
@@ -297,4 +294,3 @@ describe('audit_log', () => {
   });
 });
 
-class RollbackSignal extends Error {}

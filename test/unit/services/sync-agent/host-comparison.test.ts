@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compareHost, type Discrepancy } from '../../../../services/sync-agent/host-comparison.ts';
-import type { HypervisorSnapshot } from '../../../../services/sync-agent/hypervisor-reader.ts';
 import type { HostInstance } from '../../../../shared/db/instances.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
 import { VmState } from '../../../../shared/vm-state.ts';
@@ -23,7 +22,7 @@ function snapshot(
   states: [string, PowerState][],
   unreadable: string[] = [],
   domainCount = states.length + unreadable.length,
-): HypervisorSnapshot {
+): Parameters<typeof compareHost>[1] {
   return { domainCount, states: new Map(states), unreadable: new Set(unreadable) };
 }
 

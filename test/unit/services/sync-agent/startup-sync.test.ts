@@ -15,6 +15,7 @@ describe('createStartupSync', () => {
       const synced: Array<{ request: Request; atMs: number }> = [];
       let nowMs = 0;
       const startup = createStartupSync({
+        enabled: true,
         hosts,
         windowMs: 4_000,
         log: testLogger,
@@ -40,7 +41,7 @@ describe('createStartupSync', () => {
     mock.timers.enable({ apis: ['setTimeout'] });
     try {
       const synced: string[] = [];
-      const startup = createStartupSync({ hosts: ['h1', 'h2'], windowMs: 1_000, log: testLogger, random: () => 0.5, syncHost: async (r) => void synced.push(r.host) });
+      const startup = createStartupSync({ enabled: true, hosts: ['h1', 'h2'], windowMs: 1_000, log: testLogger, random: () => 0.5, syncHost: async (r) => void synced.push(r.host) });
       startup.resync('h2');
       mock.timers.tick(1_000);
       assert.deepEqual(synced, ['h2']);
@@ -54,8 +55,22 @@ describe('createStartupSync', () => {
     }
   });
 
+  test('disabled, it never syncs', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const synced: string[] = [];
+      const startup = createStartupSync({ enabled: false, hosts: ['h1'], windowMs: 0, log: testLogger, syncHost: async (r) => void synced.push(r.host) });
+      startup.start();
+      startup.resync('h1');
+      mock.timers.tick(1);
+      assert.deepEqual(synced, []);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
   test('a failed look is logged, not thrown: the next tick covers the host', async () => {
-    const startup = createStartupSync({ hosts: ['h1'], windowMs: 0, log: testLogger, syncHost: () => Promise.reject(new Error('database down')) });
+    const startup = createStartupSync({ enabled: true, hosts: ['h1'], windowMs: 0, log: testLogger, syncHost: () => Promise.reject(new Error('database down')) });
     startup.start();
     await new Promise((resolve) => setTimeout(resolve, 20));
     startup.stop();

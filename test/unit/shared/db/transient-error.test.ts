@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { isTransientDatabaseError } from '../../../../shared/db/transient-error.ts';
+import { describeUnavailability, isDataError, isTransientDatabaseError } from '../../../../shared/db/transient-error.ts';
 
 /** Shaped like the errors pg and node's net module throw: an Error with a string `code`. */
 function pgError(code: string, message = 'database error', cause?: unknown): Error {
@@ -56,4 +56,39 @@ describe('isTransientDatabaseError', () => {
       assert.equal(isTransientDatabaseError(err), false);
     },
   );
+});
+
+describe('isDataError: only the data written can make a message unwritable for good', () => {
+  const cases: { name: string; err: unknown; data: boolean }[] = [
+    { name: '22003 numeric_value_out_of_range', err: pgError('22003'), data: true },
+    { name: '22P02 invalid_text_representation', err: pgError('22P02'), data: true },
+    { name: '23505 unique_violation', err: pgError('23505'), data: true },
+    { name: '23503 foreign_key_violation, nested', err: new Error('x', { cause: pgError('23503') }), data: true },
+    { name: '28P01 invalid_password', err: pgError('28P01'), data: false },
+    { name: '42501 insufficient_privilege', err: pgError('42501'), data: false },
+    { name: '25006 read_only_sql_transaction', err: pgError('25006'), data: false },
+    { name: '42P01 undefined_table', err: pgError('42P01'), data: false },
+    { name: '3D000 invalid_catalog_name', err: pgError('3D000'), data: false },
+    { name: '57P01 admin_shutdown', err: pgError('57P01'), data: false },
+    { name: 'ECONNREFUSED', err: pgError('ECONNREFUSED'), data: false },
+    { name: 'plain Error', err: new Error('boom'), data: false },
+  ];
+  for (const { name, err, data } of cases) {
+    test(`${name}: ${data ? 'the data' : 'not the data'}`, () => assert.equal(isDataError(err), data));
+  }
+});
+
+describe('describeUnavailability names the cause an operator must act on', () => {
+  const cases: { err: unknown; says: string }[] = [
+    { err: pgError('28P01', 'password authentication failed'), says: 'authentication failed (28P01)' },
+    { err: pgError('42501', 'permission denied for table audit_log'), says: 'permission denied' },
+    { err: pgError('25006'), says: 'read-only' },
+    { err: new Error('query failed', { cause: pgError('42P01') }), says: 'migrations not applied' },
+    { err: pgError('3D000'), says: 'database does not exist' },
+    { err: pgError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432'), says: 'unreachable' },
+    { err: new Error('Connection terminated unexpectedly'), says: 'unreachable' },
+  ];
+  for (const { err, says } of cases) {
+    test(says, () => assert.match(describeUnavailability(err), new RegExp(says.replace(/[()]/g, '\\$&'))));
+  }
 });
