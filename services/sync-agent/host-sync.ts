@@ -19,17 +19,20 @@ import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
+import type { PowerState } from '../../shared/power-state.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
+import type { VmState } from '../../shared/vm-state.ts';
 import { createAgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
+import { needsStateReason, type StateReasonReader } from './state-reason.ts';
 
 export interface HostSync {
   /** A tick's sync, or one the agent starts itself (no tick id). */
   syncHost(request: Pick<Tick, 'host' | 'cycle' | 'trigger'> & { tickId: string | null }): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
-  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone'>;
+  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone' | 'outdated'>;
 }
 
 export function createHostSync(deps: {
@@ -43,11 +46,20 @@ export function createHostSync(deps: {
   now: () => number;
   /** The agent's broker user, stamped on every message as AMQP user_id (the writer checks it against the host). */
   publishAs?: string | undefined;
+  /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
+  reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
   const publish = createAgentPublications(deps.publisher, deps.publishAs);
   const publishObservations = publish.observations;
   const publishUnknown = publish.unknownDomain;
+
+  /** `{}` when no reason is needed, `{ reason }` when read, null when the reading turned out outdated. */
+  const reasonIfNeeded = async (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null): Promise<{ reason?: string } | null> => {
+    if (state === null || !needsStateReason(row, state)) return {};
+    const reason = await deps.reasonFor(host, uuid, state);
+    return reason === null ? null : { reason };
+  };
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {
@@ -58,6 +70,7 @@ export function createHostSync(deps: {
       let look: LookOrder | undefined;
       let error: string | null = null;
       let skipped = false;
+      let published = 0;
       try {
         // What the hypervisor is compared against is read first: a cloud write after this read wins at the writer.
         const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
@@ -72,19 +85,17 @@ export function createHostSync(deps: {
         if (comparison.unknownUuids.length > 0) {
           log.warn({ unknown: comparison.unknownUuids.length, sample: comparison.unknownUuids.slice(0, 5) }, 'hypervisor runs domains no row places here');
         }
+        const observations = (
+          await Promise.all(
+            comparison.discrepancies.map(async ({ uuid, powerState, expected }) => {
+              const reason = await reasonIfNeeded(host, uuid, expected, powerState);
+              return reason === null ? [] : [{ instanceUuid: uuid, host, powerState, expected, ...reason, observedAt, look: currentLook, trigger: 'tick' as const, tickId }];
+            }),
+          )
+        ).flat();
+        published = observations.length;
         await Promise.all([
-          publishObservations(
-            comparison.discrepancies.map(({ uuid, powerState, expected }) => ({
-              instanceUuid: uuid,
-              host,
-              powerState,
-              expected,
-              observedAt,
-              look: currentLook,
-              trigger: 'tick',
-              tickId,
-            })),
-          ),
+          publishObservations(observations),
           ...comparison.unknownUuids.map((uuid) =>
             publishUnknown({ host, instanceUuid: uuid, powerState: hypervisor.states.get(uuid) ?? null, observedAt, trigger: 'tick' }),
           ),
@@ -112,7 +123,7 @@ export function createHostSync(deps: {
         drifted: comparison?.drifted ?? 0,
         missing: comparison?.missing ?? 0,
         unknown: comparison?.unknownUuids.length ?? 0,
-        published: error === null ? (comparison?.discrepancies.length ?? 0) : 0,
+        published: error === null ? published : 0,
         look,
       };
       recordHostMetrics(report);
@@ -146,8 +157,10 @@ export function createHostSync(deps: {
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
+      const reason = await reasonIfNeeded(host, reading.uuid, row, reading.state);
+      if (reason === null) return 'outdated';
       await publishObservations([
-        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), observedAt, look, trigger: 'event', tickId: null },
+        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), ...reason, observedAt, look, trigger: 'event', tickId: null },
       ]);
       observationsPublished.inc({ trigger: 'event' });
       return 'observation';
