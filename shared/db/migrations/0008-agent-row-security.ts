@@ -4,8 +4,8 @@
 // of virtsync_agent, created by `virtsync hosts add`), mapped to its host in agent_logins,
 // which only operators write. Row-level security filters instances for virtsync_agent by
 // that mapping, and instance_sync_state (0006, which agents read beside their rows) by the
-// instances the agent can see; every other service role keeps seeing every row. A login
-// with no mapping sees nothing.
+// instances the agent can see; every role that is not an agent keeps seeing every row its
+// grants allow. An agent login with no mapping sees nothing.
 import { type Kysely, sql } from 'kysely';
 
 const STATEMENTS = [
@@ -25,13 +25,13 @@ const STATEMENTS = [
   // (a SECURITY DEFINER function is never inlined): calling it per row doubled a 100-row host's
   // read (bench:agent-row-security, docs/security.md).
   'create policy instances_agent_own_host on instances for select to virtsync_agent using (host = (select agent_host(current_user)))',
-  'create policy instances_writer on instances for all to virtsync_writer using (true) with check (true)',
-  'create policy instances_reader on instances for select to virtsync_reader using (true)',
+  // Row security concerns agents only: any other role (the services', an operator's, one granted
+  // directly) sees and changes rows as its grants allow. Looked up once per query (sub-select).
+  "create policy instances_not_an_agent on instances using ((select not pg_has_role(current_user, 'virtsync_agent', 'member')))",
   // The sub-select runs under the agent's own policy on instances: its host's uuids only.
   'alter table instance_sync_state enable row level security',
   'create policy sync_state_agent_own_host on instance_sync_state for select to virtsync_agent using (uuid in (select uuid from instances))',
-  'create policy sync_state_writer on instance_sync_state for all to virtsync_writer using (true) with check (true)',
-  'create policy sync_state_reader on instance_sync_state for select to virtsync_reader using (true)',
+  "create policy sync_state_not_an_agent on instance_sync_state using ((select not pg_has_role(current_user, 'virtsync_agent', 'member')))",
 ];
 
 export async function up(db: Kysely<any>): Promise<void> {
@@ -39,11 +39,11 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const policy of ['sync_state_agent_own_host', 'sync_state_writer', 'sync_state_reader']) {
+  for (const policy of ['sync_state_agent_own_host', 'sync_state_not_an_agent']) {
     await sql.raw(`drop policy if exists ${policy} on instance_sync_state`).execute(db);
   }
   await sql.raw('alter table instance_sync_state disable row level security').execute(db);
-  for (const policy of ['instances_agent_own_host', 'instances_writer', 'instances_reader']) {
+  for (const policy of ['instances_agent_own_host', 'instances_not_an_agent']) {
     await sql.raw(`drop policy if exists ${policy} on instances`).execute(db);
   }
   await sql.raw('alter table instances disable row level security').execute(db);
