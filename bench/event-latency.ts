@@ -23,7 +23,7 @@ import { Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
 import { changeEventSchema } from '../shared/messages/change-event.ts';
 import { parseMessage } from '../shared/messages/codec.ts';
 import { PowerState } from '../shared/power-state.ts';
-import { ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../test/helpers/libvirtd.ts';
+import { ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../tools/local-env/libvirtd.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { tapBus, type Tapped } from './lib/bus-tap.ts';
 import { runBench } from './lib/harness.ts';

@@ -24,7 +24,7 @@ import { changeEventSchema } from '../shared/messages/change-event.ts';
 import { parseMessage } from '../shared/messages/codec.ts';
 import { hostObservationsSchema } from '../shared/messages/observation.ts';
 import { PowerState } from '../shared/power-state.ts';
-import { startPrivateLibvirtd } from '../test/helpers/private-libvirtd.ts';
+import { startPrivateLibvirtd } from '../tools/local-env/private-libvirtd.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { tapBus } from './lib/bus-tap.ts';
 import { runBench } from './lib/harness.ts';

@@ -39,6 +39,8 @@ export interface ObservedState {
   look: LookOrder;
   /** The row as the agent read it, before it asked the hypervisor. */
   expected: CloudState;
+  /** libvirt's reason for the state (virsh's words, e.g. `migrating`), when the agent read it. */
+  reason?: string;
 }
 
 /** The row's current state and virtsync's own bookkeeping of it; `undefined` for a row that no longer exists. */
@@ -75,6 +77,8 @@ export type SkipRule =
   | 'deleted'
   /** The cloud has an operation in progress (task_state set): like modern Nova, leave the row alone. */
   | 'task-in-progress'
+  /** libvirt holds the domain in a state of its own making for a moment (paused to migrate or to start, shut off as migrated away). */
+  | 'in-transition'
   /** Not found here, but the row now names another host: a migration finished. */
   | 'moved'
   /** Not found here, the row names this host and is MIGRATING: it has not arrived yet. */
@@ -109,6 +113,7 @@ export const COUNT_RULES = ['missing-grace', 'reappeared'] as const satisfies re
 export const SKIP_RULES = [
   'deleted',
   'task-in-progress',
+  'in-transition',
   'moved',
   'migrating-in',
   'stale-host',
@@ -125,12 +130,28 @@ const STOPPED_STATES: ReadonlySet<PowerState> = new Set([
 ]);
 const RUNNING_STATES: ReadonlySet<PowerState> = new Set([PowerState.RUNNING, PowerState.BLOCKED]);
 
+/**
+ * States with reasons that are libvirt's passing moves, not the guest's state: a live
+ * migration pauses the source (`paused (migrating)`, `post-copy`), starts the destination
+ * paused (`paused (starting up)`), and leaves a persistent source `shut off (migrated)`.
+ * Writing them would put PAUSED or SHUTOFF on a VM that never stopped running.
+ */
+export const TRANSITION_REASONS: ReadonlyMap<PowerState, ReadonlySet<string>> = new Map([
+  [PowerState.PAUSED, new Set(['migrating', 'starting up', 'post-copy'])],
+  [PowerState.SHUTOFF, new Set(['migrated'])],
+]);
+
+export function isTransition(powerState: PowerState | null, reason: string | undefined): boolean {
+  return powerState !== null && reason !== undefined && (TRANSITION_REASONS.get(powerState)?.has(reason) ?? false);
+}
+
 export function decide(observed: ObservedState, row: InstanceSnapshot | undefined, policy: SyncPolicy = SEED_POLICY): Decision {
   if (row === undefined || row.deleted) return skip('deleted');
 
   const foundOnHypervisor = observed.powerState !== null;
   if (row.host !== observed.host) return skip(foundOnHypervisor ? 'stale-host' : 'moved');
   if (row.taskState !== null) return skip('task-in-progress');
+  if (isTransition(observed.powerState, observed.reason)) return skip('in-transition');
 
   if (changedAfterRead(row, observed.expected)) return skip('changed-after-read');
   // Redelivered, or overtaken by a newer look of the same host: a miss never counts twice.
@@ -208,6 +229,7 @@ export const RULE_REASONS: Record<SyncRule, string> = {
   reappeared: 'the hypervisor knows the instance again',
   deleted: 'the instance was deleted',
   'task-in-progress': 'the cloud has an operation in progress on the instance',
+  'in-transition': 'libvirt paused or stopped the domain only to migrate or start it',
   moved: 'the instance moved to another host',
   'migrating-in': 'the instance is migrating to this host and has not arrived yet',
   'stale-host': 'reported by a host that does not own the instance',

@@ -9,7 +9,7 @@ import { createDatabase } from '../../shared/db/connect.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { migrateToLatest } from '../../shared/db/migrate.ts';
 import { createLogger, type Logger } from '../../shared/logging.ts';
-import { createTestVhost } from '../../test/helpers/test-vhost.ts';
+import { createTestVhost } from '../../tools/local-env/vhost.ts';
 import { dropDatabase, recreateDatabase } from '../../tools/db-admin.ts';
 import type { BenchContext } from './harness.ts';
 

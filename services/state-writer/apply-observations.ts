@@ -26,14 +26,20 @@ export interface BatchResult {
   stale: Array<{ observation: Observation; rule: SyncRule }>;
 }
 
-const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'deleted', 'stale-host', 'task-in-progress', 'legacy-contract']);
+const NOTABLE_SKIPS: ReadonlySet<SyncRule> = new Set(['moved', 'migrating-in', 'in-transition', 'deleted', 'stale-host', 'task-in-progress', 'legacy-contract']);
 
 /** An observation as the rules take it, or undefined for an agent that predates look ordering. */
 export function observedStateOf(observation: Observation): ObservedState | undefined {
   const { look, expected } = observation;
   if (look === undefined || expected === undefined) return undefined;
   // Agents observe only live rows of their own host.
-  return { host: observation.host, powerState: observation.powerState, look, expected: { ...expected, host: observation.host, deleted: false } };
+  return {
+    host: observation.host,
+    powerState: observation.powerState,
+    look,
+    expected: { ...expected, host: observation.host, deleted: false },
+    ...(observation.reason === undefined ? {} : { reason: observation.reason }),
+  };
 }
 
 export async function applyObservations(

@@ -19,17 +19,20 @@ import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
+import type { PowerState } from '../../shared/power-state.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
+import type { VmState } from '../../shared/vm-state.ts';
 import { createAgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
+import { type StateReasonReader, stateReasonFields } from './state-reason.ts';
 
 export interface HostSync {
   /** A tick's sync, or one the agent starts itself (no tick id). */
   syncHost(request: Pick<Tick, 'host' | 'cycle' | 'trigger'> & { tickId: string | null }): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
-  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone'>;
+  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone' | 'outdated'>;
 }
 
 export function createHostSync(deps: {
@@ -41,11 +44,16 @@ export function createHostSync(deps: {
   lookClock: LookClock;
   /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
   now: () => number;
+  /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
+  reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
   const publish = createAgentPublications(deps.publisher);
   const publishObservations = publish.observations;
   const publishUnknown = publish.unknownDomain;
+
+  const reasonIfNeeded = (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null) =>
+    stateReasonFields(deps.reasonFor, host, uuid, row, state);
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {
@@ -56,6 +64,7 @@ export function createHostSync(deps: {
       let look: LookOrder | undefined;
       let error: string | null = null;
       let skipped = false;
+      let published = 0;
       try {
         // What the hypervisor is compared against is read first: a cloud write after this read wins at the writer.
         const [rows, epoch] = await Promise.all([deps.dbBreaker.run(() => readHostInstances(deps.db, host)), deps.lookClock.epoch()]);
@@ -70,19 +79,17 @@ export function createHostSync(deps: {
         if (comparison.unknownUuids.length > 0) {
           log.warn({ unknown: comparison.unknownUuids.length, sample: comparison.unknownUuids.slice(0, 5) }, 'hypervisor runs domains no row places here');
         }
+        const observations = (
+          await Promise.all(
+            comparison.discrepancies.map(async ({ uuid, powerState, expected }) => {
+              const reason = await reasonIfNeeded(host, uuid, expected, powerState);
+              return reason === null ? [] : [{ instanceUuid: uuid, host, powerState, expected, ...reason, observedAt, look: currentLook, trigger: 'tick' as const, tickId }];
+            }),
+          )
+        ).flat();
+        published = observations.length;
         await Promise.all([
-          publishObservations(
-            comparison.discrepancies.map(({ uuid, powerState, expected }) => ({
-              instanceUuid: uuid,
-              host,
-              powerState,
-              expected,
-              observedAt,
-              look: currentLook,
-              trigger: 'tick',
-              tickId,
-            })),
-          ),
+          publishObservations(observations),
           ...comparison.unknownUuids.map((uuid) =>
             publishUnknown({ host, instanceUuid: uuid, powerState: hypervisor.states.get(uuid) ?? null, observedAt, trigger: 'tick' }),
           ),
@@ -110,7 +117,7 @@ export function createHostSync(deps: {
         drifted: comparison?.drifted ?? 0,
         missing: comparison?.missing ?? 0,
         unknown: comparison?.unknownUuids.length ?? 0,
-        published: error === null ? (comparison?.discrepancies.length ?? 0) : 0,
+        published: error === null ? published : 0,
         look,
       };
       recordHostMetrics(report);
@@ -143,8 +150,10 @@ export function createHostSync(deps: {
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
+      const reason = await reasonIfNeeded(host, reading.uuid, row, reading.state);
+      if (reason === null) return 'outdated';
       await publishObservations([
-        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), observedAt, look, trigger: 'event', tickId: null },
+        { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), ...reason, observedAt, look, trigger: 'event', tickId: null },
       ]);
       observationsPublished.inc({ trigger: 'event' });
       return 'observation';

@@ -37,6 +37,8 @@ export function startLifecycleWatcher(options: {
     const startedAt = Date.now();
     const proc = spawn(options.virsh ?? 'virsh', ['-q', '-c', options.uri, 'event', '--all', '--loop', '--timestamp'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // The parser reads virsh's English words: a translated virsh would print others.
+      env: { ...process.env, LC_ALL: 'C' },
     });
     child = proc;
     // virsh exits at once when it cannot connect: one that is still running after a moment is connected.

@@ -26,6 +26,7 @@ import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.
 import { startLifecycleWatcher } from './lifecycle-watcher.ts';
 import { createLookClock } from './look-clock.ts';
 import { createStartupSync } from './startup-sync.ts';
+import { createStateReasonReader } from './state-reason.ts';
 
 /**
  * The agent's database pool: a host's rows are one short indexed read, and in production
@@ -56,7 +57,8 @@ export const syncAgent = defineService({
     };
     const lookClock = createLookClock(db, dbBreaker);
     const now = (): number => Date.now() + config.clockOffsetMs;
-    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock, now, log });
+    const reasonFor = createStateReasonReader({ uriOf, timeoutMs: config.libvirtTimeoutMs, log });
+    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock, now, reasonFor, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
@@ -110,7 +112,7 @@ export const syncAgent = defineService({
     defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
-      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now });
+      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now, reasonFor });
       const events = createEventCoalescer({
         syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
         syncMany: (host, domainNames) =>

@@ -31,6 +31,15 @@ const observedInstanceSchema = z.object({
   powerState: powerStateSchema.nullable(),
   /** Since look ordering; absent from older agents, whose observations the writer logs and skips. */
   expected: expectedRowSchema.optional(),
+  /**
+   * libvirt's reason for the state in virsh's words (`migrating`, `starting up`, `migrated`,
+   * `user`, ...), when the agent read it: only for a PAUSED or SHUTOFF domain whose row is
+   * MIGRATING. Optional: messages without it stay valid and are decided as before.
+   */
+  reason: z
+    .string()
+    .regex(/^[\w /.-]{1,40}$/)
+    .optional(),
 });
 
 /**
@@ -77,7 +86,7 @@ export function observationsOf(message: HostObservations): Observation[] {
 export function groupObservations(observations: readonly Observation[]): HostObservations[] {
   const groups = new Map<string, HostObservations>();
   const messages: HostObservations[] = [];
-  for (const { observationId, instanceUuid, powerState, expected, host, observedAt, look, trigger, tickId } of observations) {
+  for (const { observationId, instanceUuid, powerState, expected, reason, host, observedAt, look, trigger, tickId } of observations) {
     const key = JSON.stringify([host, observedAt, look, trigger, tickId]);
     let message = groups.get(key);
     if (message === undefined || message.observations.length >= MAX_OBSERVATIONS_PER_MESSAGE) {
@@ -85,7 +94,7 @@ export function groupObservations(observations: readonly Observation[]): HostObs
       groups.set(key, message);
       messages.push(message);
     }
-    message.observations.push({ observationId, instanceUuid, powerState, expected });
+    message.observations.push({ observationId, instanceUuid, powerState, expected, ...(reason === undefined ? {} : { reason }) });
   }
   return messages;
 }

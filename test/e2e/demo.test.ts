@@ -10,9 +10,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_FLEET } from '../../tools/fleet/fleet-plan.ts';
 import { DRIFT } from '../../tools/fleet/scenarios.ts';
-import { type DemoSummary, runDemo } from '../../tools/demo/run-demo.ts';
+import type { DemoSummary } from '../../tools/demo/demo-summary.ts';
+import { runDemo } from '../../tools/demo/run-demo.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../tools/local-env/vhost.ts';
 
 let database: TestDatabase;
 let vhost: TestVhost;

@@ -17,7 +17,7 @@ import type { Domain } from '@unraid/libvirt';
 import { waitFor } from '../../tools/wait-for.ts';
 import type { PlannedInstance } from '../../tools/fleet/fleet-plan.ts';
 import { DRIFT, IN_SYNC, type Scenario } from '../../tools/fleet/scenarios.ts';
-import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../helpers/libvirtd.ts';
+import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../tools/local-env/libvirtd.ts';
 import { type FaultOutcome, type FaultRig, createFaultRig, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';

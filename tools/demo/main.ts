@@ -1,7 +1,9 @@
 /**
  * `npm run demo`: one full virtsync cycle over a simulated fleet on the libvirt test
- * driver. Uses the database `virtsync_demo` on DATABASE_URL's server (dropped and
- * recreated) and deletes virtsync's queues on AMQP_URL: point it at a demo broker.
+ * driver; with `--qemu` (`npm run demo:qemu`), the pipeline on real QEMU guests across two
+ * local hosts instead (needs root, qemu-system-x86 and libvirt's QEMU driver). Uses the
+ * database `virtsync_demo` on DATABASE_URL's server (dropped and recreated) and deletes
+ * virtsync's queues on AMQP_URL: point it at a demo broker.
  */
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
@@ -15,9 +17,11 @@ import { DEFAULT_FLEET, planFleet } from '../fleet/fleet-plan.ts';
 import { formatSummary } from './print-summary.ts';
 import { resetBus } from './reset-bus.ts';
 import { runDemo } from './run-demo.ts';
+import { QEMU_DEMO_HOSTS, runQemuDemo } from './run-qemu-demo.ts';
 import { coerceError } from '../../shared/errors.ts';
 
-const USAGE = `usage: npm run demo -- [--hosts N] [--min-vms N] [--max-vms N] [--drift 0..1] [--seed N] [--agents N] [--cycle-ms N]`;
+const USAGE = `usage: npm run demo -- [--hosts N] [--min-vms N] [--max-vms N] [--drift 0..1] [--seed N] [--agents N] [--cycle-ms N]
+       npm run demo -- --qemu [--guests N] [--cycle-ms N]   (npm run demo:qemu)`;
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +32,8 @@ const { values } = parseArgs({
     seed: { type: 'string', default: String(DEFAULT_FLEET.seed) },
     agents: { type: 'string', default: '2' },
     'cycle-ms': { type: 'string', default: '3000' },
+    qemu: { type: 'boolean', default: false },
+    guests: { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -68,18 +74,33 @@ const databaseUrl = await recreateDatabase(config.databaseUrl, 'virtsync_demo');
 const db = createDatabase({ url: databaseUrl, log });
 try {
   await migrateToLatest(db, log);
-  await resetBus(config.amqpUrl, planFleet(fleet).hosts);
-  const summary = await runDemo(db, {
-    databaseUrl,
-    amqpUrl: config.amqpUrl,
-    fleet,
-    fleetDir: path.join(workDir, 'fleet'),
-    logDir,
-    cycleMs: intFlag('cycle-ms', 1),
-    agents: intFlag('agents', 1),
-    timeoutMs: 120_000,
-    progress: (line) => console.log(line),
-  });
+  const summary = values.qemu
+    ? await (async () => {
+        await resetBus(config.amqpUrl, QEMU_DEMO_HOSTS);
+        return runQemuDemo(db, {
+          databaseUrl,
+          amqpUrl: config.amqpUrl,
+          guestsPerHost: intFlag('guests', 3),
+          logDir,
+          cycleMs: intFlag('cycle-ms', 1),
+          timeoutMs: 120_000,
+          progress: (line) => console.log(line),
+        });
+      })()
+    : await (async () => {
+        await resetBus(config.amqpUrl, planFleet(fleet).hosts);
+        return runDemo(db, {
+          databaseUrl,
+          amqpUrl: config.amqpUrl,
+          fleet,
+          fleetDir: path.join(workDir, 'fleet'),
+          logDir,
+          cycleMs: intFlag('cycle-ms', 1),
+          agents: intFlag('agents', 1),
+          timeoutMs: 120_000,
+          progress: (line) => console.log(line),
+        });
+      })();
   console.log(formatSummary(summary));
   console.log(`\nservice logs: ${logDir}`);
   process.exitCode = summary.ok ? 0 : 1;

@@ -1,5 +1,5 @@
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
-import type { DemoSummary } from './run-demo.ts';
+import type { DemoSummary } from './demo-summary.ts';
 
 const n = (value: number): string => value.toLocaleString('en-US');
 const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;

@@ -5,17 +5,17 @@
  * state writer, wait for every observation to be decided and every change to be
  * audited, then check the database row by row against the scenarios' end states.
  */
-import os from 'node:os';
 import type { Kysely } from 'kysely';
 import { countUnpublished } from '../../shared/db/change-outbox.ts';
 import { countRows } from '../../shared/db/count-rows.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { SyncRule } from '../../shared/sync-rules.ts';
 import { type FleetOptions, type FleetPlan, planFleet } from '../fleet/fleet-plan.ts';
-import { type Mismatch, verifyFleet } from '../fleet/verify-fleet.ts';
+import { verifyFleet } from '../fleet/verify-fleet.ts';
 import { applyRaces, fleetLibvirtUri, insertFleetRows, writeNodeXmlFiles } from '../fleet/write-fleet.ts';
 import { waitFor } from '../wait-for.ts';
 import { watchBus } from './bus-watch.ts';
+import { concludeDemo, type DemoSummary } from './demo-summary.ts';
 import { type ServiceProcess, startServiceProcess } from './service-process.ts';
 import { freePort, readWriterDecisions } from './writer-decisions.ts';
 
@@ -32,24 +32,6 @@ export interface DemoOptions {
   progress: (line: string) => void;
 }
 
-export interface DemoSummary {
-  hosts: number;
-  instances: number;
-  compared: number;
-  hostsWithCountMismatch: number;
-  unknownDomains: number;
-  observationsPublished: number;
-  /** Writer decisions per rule: what the fleet was built to produce, and what the writer decided. */
-  rules: Array<{ rule: SyncRule; expected: number; found: number }>;
-  rowsCommitted: number;
-  eventsReceivedDownstream: number;
-  auditRows: number;
-  mismatches: Mismatch[];
-  serviceExitCodes: Record<string, number | null>;
-  timingsMs: { generate: number; cycle: number; commit: number; total: number };
-  machine: { cores: number; memoryGiB: number };
-  ok: boolean;
-}
 
 export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promise<DemoSummary> {
   const started = Date.now();
@@ -122,7 +104,8 @@ export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promi
     services.length = 0;
 
     const reports = watch.reports;
-    const summary: DemoSummary = {
+    return concludeDemo(
+      {
       hosts: plan.hosts.length,
       instances: plan.instances.length,
       compared: sum(reports.map((r) => r.compared)),
@@ -136,17 +119,9 @@ export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promi
       mismatches,
       serviceExitCodes,
       timingsMs: { generate: generatedAt - started, cycle: cycleDoneAt - generatedAt, commit: committedAt - cycleDoneAt, total: Date.now() - started },
-      machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
-      ok: false,
-    };
-    summary.ok =
-      mismatches.length === 0 &&
-      watch.invalid.length === 0 &&
-      auditRows === rowsCommitted &&
-      summary.eventsReceivedDownstream === rowsCommitted &&
-      summary.rules.every((r) => r.expected === r.found) &&
-      Object.values(serviceExitCodes).every((code) => code === 0);
-    return summary;
+      },
+      watch.invalid.length,
+    );
   } finally {
     await Promise.all(services.map((service) => service.stop()));
     await watch.close();

@@ -23,7 +23,7 @@ import { applyRaces, fleetLibvirtUri, insertFleetRows, writeNodeXmlFiles } from 
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 import { type BusRecorder, recordBus } from './bus-recorder.ts';
 import { type FaultOutcome, measureOutcome } from './fault-outcome.ts';
 import { countLogLine, emptyStats, type ServiceStats, sumStats } from './service-stats.ts';

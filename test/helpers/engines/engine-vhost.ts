@@ -4,7 +4,7 @@
  * fault runs can share one node or cluster without seeing each other's queues.
  */
 import { randomBytes } from 'node:crypto';
-import type { TestVhost } from '../test-vhost.ts';
+import type { TestVhost } from '../../../tools/local-env/vhost.ts';
 
 export interface EngineBroker {
   amqpUrl(vhost?: string): string;

@@ -14,7 +14,7 @@ import { Hypervisor } from '@unraid/libvirt';
 import { type HostDomains, LibvirtErrorCode, libvirtErrorCode, openReadOnly } from '../../../native/libvirt-bulk/index.ts';
 import { PowerState } from '../../../shared/power-state.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-host.ts';
-import { startPrivateLibvirtd } from '../../helpers/private-libvirtd.ts';
+import { startPrivateLibvirtd } from '../../../tools/local-env/private-libvirtd.ts';
 
 const suffix = randomBytes(3).toString('hex');
 let hosts: LibvirtHosts;

@@ -23,7 +23,7 @@ import { changeEventFor, routingKeyOf } from '../../helpers/change-events.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const suffix = randomBytes(3).toString('hex');
 const host = `unavailable-${suffix}`;

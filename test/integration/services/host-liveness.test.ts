@@ -25,7 +25,7 @@ import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { runCli } from '../../helpers/cli-process.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-host.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const INTERVAL_MS = 1_500;
 const UNREACHABLE_AFTER = 3;

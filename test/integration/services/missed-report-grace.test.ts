@@ -19,7 +19,7 @@ import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { lookSequence, observationOf, publishObservations, type RowAsRead } from '../../helpers/observations.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const HOST = 'grace-host';
 const uuid = randomUUID();

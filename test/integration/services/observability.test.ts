@@ -16,7 +16,7 @@ import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-host.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const host = `obs-${randomBytes(3).toString('hex')}`;
 let database: TestDatabase;

@@ -17,7 +17,7 @@ import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { observationOf, publishObservations } from '../../helpers/observations.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const HOST = 'retention-host';
 const RETENTION_MS = 1_500;

@@ -31,7 +31,7 @@ import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { lookSequence, observationOf, publishObservations, type RowAsRead } from '../../helpers/observations.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const suffix = randomBytes(3).toString('hex');
 /** Dotted on purpose: a topic routing key carries it as one word, dots as `_`. */

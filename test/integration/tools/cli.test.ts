@@ -22,7 +22,7 @@ import { DEFAULT_FLEET, planFleet } from '../../../tools/fleet/fleet-plan.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { runCli, startCli } from '../../helpers/cli-process.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 let database: TestDatabase;
 let vhost: TestVhost;

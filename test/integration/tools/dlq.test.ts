@@ -22,7 +22,7 @@ import { waitFor } from '../../../tools/wait-for.ts';
 import { changeEventFor, routingKeyOf } from '../../helpers/change-events.ts';
 import { runCli } from '../../helpers/cli-process.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const host = `dlq-${randomBytes(3).toString('hex')}`;
 let vhost: TestVhost;

@@ -74,6 +74,11 @@ function oracle(obs: ObservedState, current: InstanceSnapshot | undefined, grace
 
   if (current.taskState !== null) return { action: 'skip', rule: 'task-in-progress' };
 
+  if (obs.powerState === 3 && (obs.reason === 'migrating' || obs.reason === 'starting up' || obs.reason === 'post-copy')) {
+    return { action: 'skip', rule: 'in-transition' };
+  }
+  if (obs.powerState === 5 && obs.reason === 'migrated') return { action: 'skip', rule: 'in-transition' };
+
   // The cloud's write since the agent read the row wins; virtsync's own last write does not count as the cloud's.
   const read = obs.expected;
   if (read.host !== current.host || read.taskState !== current.taskState || read.deleted !== current.deleted) {
@@ -199,12 +204,77 @@ describe('decide: exhaustive cross product against the oracle', () => {
     assert.equal(checked, 11 * 12 * 10 * 4 * 5 * 4 * 2 * 3 * 2);
     // The product reaches every rule decide() can return, so no branch goes unchecked
     // (legacy-contract is the writer's, for observations decide() cannot take).
-    assert.deepEqual([...seenRules].sort(), [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].filter((rule) => rule !== 'legacy-contract').sort());
+    // in-transition needs libvirt's reason: the next product covers it.
+    const withoutReason = [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].filter((rule) => rule !== 'legacy-contract' && rule !== 'in-transition');
+    assert.deepEqual([...seenRules].sort(), withoutReason.sort());
+  });
+
+  test('every combination with libvirt\'s reason matches the oracle', () => {
+    const reasons = [undefined, 'migrating', 'starting up', 'post-copy', 'migrated', 'user', 'booted'] as const;
+    let checked = 0;
+    const seenRules = new Set<string>();
+    for (const observedPowerState of observedStates) {
+      for (const reason of reasons) {
+        for (const vmState of VM_STATES) {
+          for (const rowPowerState of POWER_STATES) {
+            for (const race of raceCases) {
+              for (const taskState of taskStates) {
+                const current: InstanceSnapshot | undefined =
+                  race === 'row-gone'
+                    ? undefined
+                    : row({ host: race === 'other-host' ? OTHER_HOST : THIS_HOST, deleted: race === 'soft-deleted', powerState: rowPowerState, vmState, taskState });
+                const obs = observed(observedPowerState, reason === undefined ? {} : { reason });
+                const expected = oracle(asRead(obs, current), current);
+                const actual = decide(obs, current);
+                if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+                  assert.deepEqual(actual, expected, `observed=${observedPowerState} reason=${reason} vmState=${vmState} rowPower=${rowPowerState} race=${race} task=${taskState}`);
+                }
+                seenRules.add(expected.rule);
+                checked++;
+              }
+            }
+          }
+        }
+      }
+    }
+    assert.equal(checked, 11 * 7 * 12 * 10 * 4 * 2);
+    assert.ok(seenRules.has('in-transition'));
   });
 });
 
 describe('decide: named examples', () => {
   const cases: { name: string; observed: ObservedState; row: InstanceSnapshot | undefined; expected: Decision }[] = [
+    // in-transition: libvirt's own passing states during a live migration
+    {
+      name: 'source paused (migrating) while the row still names it: skip, no PAUSED',
+      observed: observed(PowerState.PAUSED, { reason: 'migrating' }),
+      row: row({ vmState: VmState.MIGRATING }),
+      expected: { action: 'skip', rule: 'in-transition' },
+    },
+    {
+      name: 'destination paused (starting up) after the host switched: skip, no PAUSED',
+      observed: observed(PowerState.PAUSED, { reason: 'starting up' }),
+      row: row({ vmState: VmState.MIGRATING }),
+      expected: { action: 'skip', rule: 'in-transition' },
+    },
+    {
+      name: 'persistent source left shut off (migrated): skip, no SHUTOFF',
+      observed: observed(PowerState.SHUTOFF, { reason: 'migrated' }),
+      row: row(),
+      expected: { action: 'skip', rule: 'in-transition' },
+    },
+    {
+      name: 'running (migrated) on arrival is a real state',
+      observed: observed(PowerState.RUNNING, { reason: 'migrated' }),
+      row: row({ powerState: PowerState.PAUSED, vmState: VmState.MIGRATING }),
+      expected: { action: 'update', rule: 'running', powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, missedReports: 0 },
+    },
+    {
+      name: 'paused by the user, reason read: the seed rule as ever',
+      observed: observed(PowerState.PAUSED, { reason: 'user' }),
+      row: row({ vmState: VmState.MIGRATING }),
+      expected: { action: 'update', rule: 'power-only', powerState: PowerState.PAUSED, vmState: VmState.MIGRATING, missedReports: 0 },
+    },
     // deleted
     {
       name: 'row gone: skip deleted, even when found running',

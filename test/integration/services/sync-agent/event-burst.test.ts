@@ -22,10 +22,10 @@ import { BULK_FROM } from '../../../../services/sync-agent/event-coalescer.ts';
 import { syncAgent } from '../../../../services/sync-agent/sync-agent.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { openBusProbe, type BusProbe } from '../../../helpers/bus-probe.ts';
-import { type PrivateLibvirtd, startPrivateLibvirtd } from '../../../helpers/private-libvirtd.ts';
+import { type PrivateLibvirtd, startPrivateLibvirtd } from '../../../../tools/local-env/private-libvirtd.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
 import { captureLogger, testLogger } from '../../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const BURST = 40;
 const suffix = randomBytes(3).toString('hex');

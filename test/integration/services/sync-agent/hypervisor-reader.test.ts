@@ -15,7 +15,7 @@ import { DependencyError } from '../../../../shared/errors.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
 import type { SimulatedDomain } from '../../../../tools/fleet/node-xml.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../../helpers/libvirt-host.ts';
-import { startPrivateLibvirtd } from '../../../helpers/private-libvirtd.ts';
+import { startPrivateLibvirtd } from '../../../../tools/local-env/private-libvirtd.ts';
 import { Hypervisor } from '@unraid/libvirt';
 import { captureLogger } from '../../../helpers/test-logger.ts';
 import { testLogger } from '../../../helpers/test-logger.ts';

@@ -19,10 +19,10 @@ import { stateWriter } from '../../../../services/state-writer/state-writer.ts';
 import { syncAgent } from '../../../../services/sync-agent/sync-agent.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { openBusProbe, type BusProbe } from '../../../helpers/bus-probe.ts';
-import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../../helpers/libvirtd.ts';
+import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../../../tools/local-env/libvirtd.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
 import { testLogger } from '../../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const suffix = randomBytes(3).toString('hex');
 const host = `events-${suffix}`;

@@ -18,7 +18,7 @@ import { type ServiceProcess, startServiceProcess } from '../../../../tools/demo
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const INTERVAL_MS = 2_000;
 const IDLE_MS = 4_000;

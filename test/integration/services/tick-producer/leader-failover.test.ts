@@ -16,7 +16,7 @@ import { type ServiceProcess, startServiceProcess } from '../../../../tools/demo
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const INTERVAL_MS = 1_000;
 const HOSTS = ['fo-a', 'fo-b', 'fo-c', 'fo-d', 'fo-e', 'fo-f'];

@@ -20,7 +20,7 @@ import { waitFor } from '../../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
 import { testLogger } from '../../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const INTERVAL_MS = 1_000;
 const CYCLES = 4;

@@ -14,7 +14,7 @@ import { DependencyError } from '../../../../shared/errors.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
 import { testLogger } from '../../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const messageSchema = z.object({ schemaVersion: z.literal(1), n: z.number() });
 let vhost: TestVhost;

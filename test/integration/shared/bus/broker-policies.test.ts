@@ -11,7 +11,7 @@ import { Exchange, Queue, reportRoutingKey } from '../../../../shared/bus/topolo
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
 import { runCli } from '../../../helpers/cli-process.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const run = promisify(execFile);
 let vhost: TestVhost;

@@ -16,7 +16,7 @@ import { auditSubscriber } from '../../../../services/audit-subscriber/audit-sub
 import { waitFor } from '../../../../tools/wait-for.ts';
 import { changeEventFor, routingKeyOf } from '../../../helpers/change-events.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
-import { createTestVhost, type TestVhost } from '../../../helpers/test-vhost.ts';
+import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 
 const LEGACY_ARGUMENTS = { 'x-queue-type': 'quorum', 'x-delivery-limit': 5, 'x-dead-letter-exchange': Exchange.deadLetter };
 const host = `legacy-${randomBytes(3).toString('hex')}`;
