@@ -53,7 +53,7 @@ export interface FaultRigOptions {
    */
   restartOnCrash?: boolean;
   /**
-   * Engines the test started itself (test/helpers/engines), to restart or kill at will:
+   * Engines the test started itself (tools/local-env/engines), to restart or kill at will:
    * the test database is created on `databaseServerUrl`, and `vhost` (made with
    * createEngineVhost) replaces one on the machine's shared broker. The rig deletes both.
    */
