@@ -26,7 +26,7 @@ import { createAgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
-import { needsStateReason, type StateReasonReader } from './state-reason.ts';
+import { type StateReasonReader, stateReasonFields } from './state-reason.ts';
 
 export interface HostSync {
   /** A tick's sync, or one the agent starts itself (no tick id). */
@@ -54,12 +54,8 @@ export function createHostSync(deps: {
   const publishObservations = publish.observations;
   const publishUnknown = publish.unknownDomain;
 
-  /** `{}` when no reason is needed, `{ reason }` when read, null when the reading turned out outdated. */
-  const reasonIfNeeded = async (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null): Promise<{ reason?: string } | null> => {
-    if (state === null || !needsStateReason(row, state)) return {};
-    const reason = await deps.reasonFor(host, uuid, state);
-    return reason === null ? null : { reason };
-  };
+  const reasonIfNeeded = (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null) =>
+    stateReasonFields(deps.reasonFor, host, uuid, row, state);
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {

@@ -2,8 +2,9 @@
  * libvirt's reason for a domain's state, for the few observations that need it: a PAUSED or
  * SHUTOFF domain whose row is MIGRATING may be libvirt's own passing state of a live
  * migration (`paused (migrating)`, `paused (starting up)`, `shut off (migrated)`), which the
- * writer must not write (see TRANSITION_REASONS in shared/sync-rules.ts). The bindings have
- * no virDomainGetState, so it is one `virsh domstate --reason` call, made only for those.
+ * writer must not write (see TRANSITION_REASONS in shared/sync-rules.ts). The reader does
+ * not hand reasons on (its bulk read receives them: taking them from there would make this
+ * module unnecessary), so it is one `virsh domstate --reason` call, made only for those.
  *
  * The reason is read after the state, and a migrating domain moves on fast: when virsh no
  * longer reports the state that was read (or cannot read the domain at all, it left), the
@@ -26,6 +27,19 @@ const STATE_WORDS: ReadonlyMap<PowerState, string> = new Map([
 
 export function needsStateReason(row: { vmState: VmState }, state: PowerState): boolean {
   return row.vmState === VmState.MIGRATING && STATE_WORDS.has(state);
+}
+
+/** What an observation carries of the reason: `{}` when none is needed, `{ reason }` when read, null when the reading turned out outdated. */
+export async function stateReasonFields(
+  reasonFor: StateReasonReader,
+  host: string,
+  uuid: string,
+  row: { vmState: VmState },
+  state: PowerState | null,
+): Promise<{ reason?: string } | null> {
+  if (state === null || !needsStateReason(row, state)) return {};
+  const reason = await reasonFor(host, uuid, state);
+  return reason === null ? null : { reason };
 }
 
 /** `paused (migrating)` → { state: 'paused', reason: 'migrating' }. */

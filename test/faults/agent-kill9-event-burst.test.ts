@@ -50,7 +50,7 @@ before(
     }
     rig = await createFaultRig({ fault: 'agent-kill9-event-burst', plan: { hosts: [host], instances: domains.map((x) => x.instance) }, agents: 1 });
     const r = rig;
-    const agentEnv = { LIBVIRT_URI: LIBVIRTD_URI, AGENT_LIFECYCLE_EVENTS: 'true', EVENT_DEBOUNCE_MS: '2000', AGENT_STARTUP_SYNC_WINDOW_MS: '1000' };
+    const agentEnv = { LIBVIRT_URI: LIBVIRTD_URI, AGENT_LIFECYCLE_EVENTS: 'true', EVENT_DEBOUNCE_MS: '2000', AGENT_STARTUP_SYNC: 'true', AGENT_STARTUP_SYNC_WINDOW_MS: '1000' };
     r.startAuditSubscriber();
     r.startWriter();
     let consuming = false;

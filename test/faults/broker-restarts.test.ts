@@ -13,9 +13,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { waitFor } from '../../tools/wait-for.ts';
-import { createEngineVhost } from '../helpers/engines/engine-vhost.ts';
-import { removeLeftovers } from '../helpers/engines/engine-registry.ts';
-import { type RabbitNode, startRabbitNode } from '../helpers/engines/rabbitmq-node.ts';
+import { createEngineVhost } from '../../tools/local-env/engines/engine-vhost.ts';
+import { removeLeftovers } from '../../tools/local-env/engines/engine-registry.ts';
+import { type RabbitNode, startRabbitNode } from '../../tools/local-env/engines/rabbitmq-node.ts';
 import type { FaultRig } from './harness/fault-rig.ts';
 import { describeRestartFault, type RestartFaultRun } from './harness/restart-fault.ts';
 

@@ -13,8 +13,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { removeLeftovers } from '../helpers/engines/engine-registry.ts';
-import { createPostgresCluster, type PostgresCluster } from '../helpers/engines/postgres-cluster.ts';
+import { removeLeftovers } from '../../tools/local-env/engines/engine-registry.ts';
+import { createPostgresCluster, type PostgresCluster } from '../../tools/local-env/engines/postgres-cluster.ts';
 import { describeRestartFault, type RestartFaultRun } from './harness/restart-fault.ts';
 
 let cluster: PostgresCluster | undefined;

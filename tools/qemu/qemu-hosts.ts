@@ -68,12 +68,11 @@ export async function startQemuHosts(options: { hosts: readonly string[]; dir?: 
   let uris: Map<string, string>;
   try {
     const { stdout } = await execFileAsync('bash', [SCRIPT, 'up', dir, ...options.hosts], { timeout: 120_000 });
-    uris = new Map(
-      stdout
-        .trim()
-        .split('\n')
-        .map((line) => line.split(' ') as [string, string]),
-    );
+    // One "<host> <uri>" line per host.
+    uris = new Map(stdout.split('\n').flatMap((line) => {
+      const match = /^(\S+) (\S+)$/.exec(line.trim());
+      return match?.[1] === undefined || match[2] === undefined ? [] : [[match[1], match[2]] as const];
+    }));
   } catch (err) {
     down();
     forget();

@@ -53,7 +53,7 @@ export interface FaultRigOptions {
    */
   restartOnCrash?: boolean;
   /**
-   * Engines the test started itself (test/helpers/engines), to restart or kill at will:
+   * Engines the test started itself (tools/local-env/engines), to restart or kill at will:
    * the test database is created on `databaseServerUrl`, and `vhost` (made with
    * createEngineVhost) replaces one on the machine's shared broker. The rig deletes both.
    */
@@ -245,8 +245,13 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
     startAgent(index, env = {}, onLogLine) {
       const hosts = agentHosts[index];
       if (hosts === undefined) throw new Error(`no agent ${index}`);
-      // test:///<file> connections are private to the agent: no lifecycle events to watch.
-      return start('sync-agent', { AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', ...env }, onLogLine);
+      // test:///<file> connections are private to the agent: no lifecycle events to watch. Ticks are the only
+      // trigger, so each fault's figures count one look per tick (agent-kill9-event-burst turns both on).
+      return start(
+        'sync-agent',
+        { AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false', ...env },
+        onLogLine,
+      );
     },
     startWriter: (env = {}, onLogLine) => start('state-writer', env, onLogLine),
     startTickProducer: ({ intervalMs, cycles, env = {} }) =>

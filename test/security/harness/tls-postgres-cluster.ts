@@ -1,5 +1,5 @@
 /**
- * A PostgreSQL cluster of the test's own (the engines harness, test/helpers/engines) that
+ * A PostgreSQL cluster of the test's own (the engines harness, tools/local-env/engines) that
  * accepts TCP connections over TLS only: agents log in with their client certificate (CN
  * mapped to `agent:<CN>` by pg_ident), every other role with a password (scram-sha-256); a
  * plain-text TCP connection is rejected. The test administers it as `postgres` over the
@@ -10,7 +10,7 @@ import { chmod, chown, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { createPostgresCluster } from '../../helpers/engines/postgres-cluster.ts';
+import { createPostgresCluster } from '../../../tools/local-env/engines/postgres-cluster.ts';
 import type { TestCertificates } from './test-certificates.ts';
 
 const run = promisify(execFile);

@@ -1,12 +1,12 @@
 /**
- * A RabbitMQ node of the test's own (the engines harness, test/helpers/engines) that speaks
+ * A RabbitMQ node of the test's own (the engines harness, tools/local-env/engines) that speaks
  * TLS only: no plain-text AMQP listener, peer verification with a mandatory client
  * certificate, logins by certificate CN (rabbitmq_auth_mechanism_ssl, EXTERNAL) or by
  * password (PLAIN, still over TLS), and the management API on a port of its own.
  * `plainText` adds a plain listener beside it (bench:tls-cost compares the two).
  */
-import { freePorts } from '../../helpers/engines/free-port.ts';
-import { startRabbitNode } from '../../helpers/engines/rabbitmq-node.ts';
+import { freePorts } from '../../../tools/local-env/engines/free-port.ts';
+import { startRabbitNode } from '../../../tools/local-env/engines/rabbitmq-node.ts';
 import type { TestCertificates } from './test-certificates.ts';
 
 export interface TlsRabbitmqNode {

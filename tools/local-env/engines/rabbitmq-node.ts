@@ -13,7 +13,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { coerceError } from '../../../shared/errors.ts';
-import { waitFor } from '../../../tools/wait-for.ts';
+import { waitFor } from '../../wait-for.ts';
 import { engineDir, killRecordedPids, registerTeardown, uniqueEngineName, unregisterTeardown } from './engine-registry.ts';
 import { freePorts } from './free-port.ts';
 

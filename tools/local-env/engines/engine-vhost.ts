@@ -1,10 +1,10 @@
 /**
  * A vhost of its own on a node or cluster the test started (no management plugin there:
- * rabbitmqctl does what tools/local-env/vhost.ts does through the management API), so several
+ * rabbitmqctl does what ../vhost.ts does through the management API), so several
  * fault runs can share one node or cluster without seeing each other's queues.
  */
 import { randomBytes } from 'node:crypto';
-import type { TestVhost } from '../../../tools/local-env/vhost.ts';
+import type { TestVhost } from '../vhost.ts';
 
 export interface EngineBroker {
   amqpUrl(vhost?: string): string;
