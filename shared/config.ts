@@ -3,23 +3,45 @@
  * defaults in this one file. A bad value names its variable; all of them are reported
  * together before anything connects. Nothing else reads process.env.
  */
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { hostNameSchema } from './host-name.ts';
+import { brokerUrls } from './bus/broker-urls.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 
 /** A URL of one of these schemes: an http:// AMQP_URL is a configuration error, not a broker that cannot be reached. */
-function urlWithScheme(schemes: readonly string[]) {
-  return z
-    .string()
-    .url()
-    .refine((value) => !URL.canParse(value) || schemes.includes(new URL(value).protocol), `must start with ${schemes.map((scheme) => `${scheme}//`).join(' or ')}`);
+function hasScheme(value: string, schemes: readonly string[]): boolean {
+  return URL.canParse(value) && schemes.includes(new URL(value).protocol);
+}
+
+/** A file the operator mounts (a CA, a certificate, a key): it must exist when the service starts. */
+const mountedFile = z.string().min(1).refine(existsSync, 'no such file');
+
+/** What TLS to a dependency needs: the CA that signs its server certificate, and our client certificate if we log in with one. */
+export interface TlsFiles {
+  caFile: string;
+  certFile: string | undefined;
+  keyFile: string | undefined;
+}
+
+function tlsFiles(caFile: string | undefined, certFile: string | undefined, keyFile: string | undefined): TlsFiles | undefined {
+  return caFile === undefined ? undefined : { caFile, certFile, keyFile };
 }
 
 const commonEnv = z.object({
-  DATABASE_URL: urlWithScheme(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/virtsync'),
-  AMQP_URL: urlWithScheme(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672/'),
+  DATABASE_URL: z
+    .string()
+    .url()
+    .default('postgres://postgres@127.0.0.1:5432/virtsync')
+    .refine((value) => hasScheme(value, ['postgres:', 'postgresql:']), 'must start with postgres:// or postgresql://'),
+  /** One broker URL, or every node of a cluster comma-separated: a connection tries them in turn (shared/bus/connect.ts). */
+  AMQP_URL: z
+    .string()
+    .default('amqp://guest:guest@127.0.0.1:5672/')
+    .refine((value) => brokerUrls(value).length > 0 && brokerUrls(value).every((url) => URL.canParse(url)), 'must be a URL or a comma-separated list of URLs')
+    .refine((value) => brokerUrls(value).every((url) => !URL.canParse(url) || hasScheme(url, ['amqp:', 'amqps:'])), 'must start with amqp:// or amqps://'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a graceful shutdown may take before the process exits non-zero. */
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
@@ -29,7 +51,45 @@ const commonEnv = z.object({
   BREAKER_RESET_MS: positiveInt.default(30_000),
   /** Port of /metrics, /healthz and /readyz; 0 picks a free port (logged). */
   HTTP_PORT: z.coerce.number().int().min(0).max(65_535).default(9464),
+  /** TLS to RabbitMQ (AMQP_URL must be amqps://): the CA that signs the broker's certificate... */
+  AMQP_CA_FILE: mountedFile.optional(),
+  /** ...and this process's client certificate and key: with no password in AMQP_URL, the certificate's CN is the login. */
+  AMQP_CERT_FILE: mountedFile.optional(),
+  AMQP_KEY_FILE: mountedFile.optional(),
+  /** TLS to PostgreSQL, verified like sslmode=verify-full: the CA that signs the server's certificate... */
+  DATABASE_CA_FILE: mountedFile.optional(),
+  /** ...and the client certificate and key of a certificate login (agents: CN = host). */
+  DATABASE_CERT_FILE: mountedFile.optional(),
+  DATABASE_KEY_FILE: mountedFile.optional(),
+  /**
+   * `verify`: the bus topology is provisioned by `virtsync bus setup` and `virtsync hosts add`, and the
+   * service only checks it exists (production: services hold no configure permission). `declare`: the
+   * service declares what it uses (development, tests, the demo).
+   */
+  BUS_TOPOLOGY: z.enum(['declare', 'verify']).default('declare'),
 });
+
+/** Settings that are fine one by one but not together; named by variable like every other problem. */
+function checkTls(env: z.infer<typeof commonEnv>, context: z.RefinementCtx): void {
+  const urls = brokerUrls(env.AMQP_URL);
+  const tlsNodes = urls.filter((url) => url.startsWith('amqps:')).length;
+  if (tlsNodes > 0 && tlsNodes < urls.length) {
+    context.addIssue({ code: 'custom', path: ['AMQP_URL'], message: 'mixes amqps:// and amqp:// nodes: all TLS or none' });
+  }
+  const amqps = tlsNodes > 0 && tlsNodes === urls.length;
+  if (env.AMQP_CA_FILE !== undefined && !amqps) {
+    context.addIssue({ code: 'custom', path: ['AMQP_URL'], message: 'AMQP_CA_FILE is set, so AMQP_URL must be amqps:// (TLS), not plain-text amqp://' });
+  }
+  if (amqps && env.AMQP_CA_FILE === undefined) {
+    context.addIssue({ code: 'custom', path: ['AMQP_CA_FILE'], message: 'AMQP_URL is amqps://: the CA to verify the broker with is required' });
+  }
+  for (const [cert, key] of [['AMQP_CERT_FILE', 'AMQP_KEY_FILE'], ['DATABASE_CERT_FILE', 'DATABASE_KEY_FILE']] as const) {
+    if ((env[cert] === undefined) !== (env[key] === undefined)) context.addIssue({ code: 'custom', path: [key], message: `${cert} and ${key} go together` });
+  }
+  if (env.DATABASE_CERT_FILE !== undefined && env.DATABASE_CA_FILE === undefined) {
+    context.addIssue({ code: 'custom', path: ['DATABASE_CA_FILE'], message: 'a client certificate needs TLS: set the CA too' });
+  }
+}
 
 function common(env: z.infer<typeof commonEnv>) {
   return {
@@ -40,6 +100,9 @@ function common(env: z.infer<typeof commonEnv>) {
     databaseTimeoutMs: env.DATABASE_TIMEOUT_MS,
     breakerResetMs: env.BREAKER_RESET_MS,
     httpPort: env.HTTP_PORT,
+    amqpTls: tlsFiles(env.AMQP_CA_FILE, env.AMQP_CERT_FILE, env.AMQP_KEY_FILE),
+    databaseTls: tlsFiles(env.DATABASE_CA_FILE, env.DATABASE_CERT_FILE, env.DATABASE_KEY_FILE),
+    busTopology: env.BUS_TOPOLOGY,
   };
 }
 
@@ -67,6 +130,7 @@ export const tickProducerEnv = commonEnv
     /** ...and at least this many of them (one silent host in a fleet of one is that host). */
     REPORT_PATH_SILENT_MIN_HOSTS: positiveInt.default(2),
   })
+  .superRefine(checkTls)
   .transform((env) => ({
     ...common(env),
     tickIntervalMs: env.TICK_INTERVAL_MS,
@@ -95,9 +159,14 @@ export const syncAgentEnv = commonEnv
     AGENT_LIFECYCLE_EVENTS: booleanFlag.default(true),
     /** Quiet time after a domain's last lifecycle event before it is observed (a reboot is stop + start). */
     EVENT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+    /** Sync each host once at start (and when its libvirt connection is back), without waiting for its tick. */
+    AGENT_STARTUP_SYNC: booleanFlag.default(true),
+    /** Those syncs start at random moments within this window. */
+    AGENT_STARTUP_SYNC_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
     /** For tests and drills only: shifts the agent's stamps by this much, as a clock set wrong would. Nothing is ordered by them. */
     AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
   })
+  .superRefine(checkTls)
   .transform((env) => ({
     ...common(env),
     hosts: env.AGENT_HOSTS,
@@ -107,6 +176,8 @@ export const syncAgentEnv = commonEnv
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,
+    startupSync: env.AGENT_STARTUP_SYNC,
+    startupSyncWindowMs: env.AGENT_STARTUP_SYNC_WINDOW_MS,
     clockOffsetMs: env.AGENT_CLOCK_OFFSET_MS,
   }));
 
@@ -122,11 +193,22 @@ export const stateWriterEnv = commonEnv
     OUTBOX_RETENTION_MS: positiveInt.default(86_400_000),
     /** Consecutive cycles an instance must be missing before it becomes NOSTATE (1: the seed's behaviour). */
     MISSING_GRACE_CYCLES: positiveInt.default(1),
+    /**
+     * Observations without an AMQP user_id are dead-lettered (production: every agent's broker user
+     * is its host's name, and the broker vouches for user_id). Off for development and tests.
+     */
+    WRITER_REQUIRE_PUBLISHER: booleanFlag.default(false),
+    /** Broker users that may publish observations for any host (the fleet simulator's, the demo's). */
+    WRITER_FLEET_PUBLISHERS: z
+      .string()
+      .default('')
+      .transform((value) => value.split(',').map((user) => user.trim()).filter((user) => user !== '')),
     /** An agent's clock this far from the writer's (or its observations this late) is logged at warn, per host. */
     CLOCK_SKEW_WARN_MS: positiveInt.default(60_000),
     /** Stale skips of one host in one batch from which a warn summary is logged (each one is logged at debug). */
     STALE_SKIPS_WARN: positiveInt.default(10),
   })
+  .superRefine(checkTls)
   .transform((env) => ({
     ...common(env),
     policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
@@ -136,6 +218,7 @@ export const stateWriterEnv = commonEnv
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,
     outboxRetentionMs: env.OUTBOX_RETENTION_MS,
+    publishers: { required: env.WRITER_REQUIRE_PUBLISHER, fleet: env.WRITER_FLEET_PUBLISHERS as readonly string[] },
   }));
 
 export const auditSubscriberEnv = commonEnv
@@ -143,13 +226,24 @@ export const auditSubscriberEnv = commonEnv
     AUDIT_BATCH_SIZE: positiveInt.default(500),
     AUDIT_BATCH_LINGER_MS: positiveInt.default(10),
   })
+  .superRefine(checkTls)
   .transform((env) => ({
     ...common(env),
     batchSize: env.AUDIT_BATCH_SIZE,
     batchLingerMs: env.AUDIT_BATCH_LINGER_MS,
   }));
 
-export const toolsEnv = commonEnv.transform(common);
+export const toolsEnv = commonEnv.superRefine(checkTls).transform(common);
+
+/** What `virtsync hosts add|remove` needs besides the operator's DATABASE_URL and AMQP_URL. */
+export const provisioningEnv = z
+  .object({
+    /** RabbitMQ's management API with an administrator's credentials (https:// in production; a private CA through NODE_EXTRA_CA_CERTS). */
+    RABBITMQ_MANAGEMENT_URL: z.string().url().default('http://guest:guest@127.0.0.1:15672/api'),
+  })
+  .transform((env) => ({ managementUrl: env.RABBITMQ_MANAGEMENT_URL }));
+
+export type ProvisioningConfig = Readonly<z.output<typeof provisioningEnv>>;
 
 export type TickProducerConfig = Readonly<z.output<typeof tickProducerEnv>>;
 export type SyncAgentConfig = Readonly<z.output<typeof syncAgentEnv>>;

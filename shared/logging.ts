@@ -3,8 +3,12 @@
  * and `{ host }` / `{ msgId }` per unit of work; data goes in fields, never in the message.
  */
 import { type DestinationStream, pino, type Logger } from 'pino';
+import { REDACTED, redactSecrets } from './redact.ts';
 
 export type { Logger };
+
+/** Fields that are secrets wherever they appear: connection strings and passwords (TLS keys are only ever read into sockets). */
+const SECRET_PATHS = ['databaseUrl', 'amqpUrl', 'managementUrl', 'password'].flatMap((field) => [field, `*.${field}`]);
 
 /**
  * pino writes a key bound twice (a child's `component` under its parent's, a field named like
@@ -27,10 +31,16 @@ export function createLogger(options: { service: string; level: string; destinat
       level: options.level,
       base: { service: options.service, pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      // Connection strings carry passwords.
-      redact: { paths: ['*.databaseUrl', '*.amqpUrl', 'databaseUrl', 'amqpUrl'], censor: '[redacted]' },
+      redact: { paths: SECRET_PATHS, censor: REDACTED },
+      // A driver's error message may quote a connection string, password included.
+      serializers: { err: redactedError },
       hooks: { streamWrite: withUniqueKeys },
     },
     options.destination ?? pino.destination(1),
   );
+}
+
+function redactedError(err: unknown): unknown {
+  const serialized: unknown = pino.stdSerializers.err(err instanceof Error ? err : new Error(String(err)));
+  return JSON.parse(redactSecrets(JSON.stringify(serialized)));
 }

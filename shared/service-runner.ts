@@ -1,8 +1,9 @@
 /**
  * The service kit. A service is a definition: its name, its environment schema and a
  * `start` that holds only its own logic. The kit hands `start` what every service needs
- * (config, logger, database pool, broker connection, a confirm publisher that declares the
- * core topology, a database breaker) and a `defer` to register how to undo what it built.
+ * (config, logger, database pool, broker connection, a confirm publisher that declares or
+ * checks the core topology (BUS_TOPOLOGY), a database breaker) and a `defer` to register how
+ * to undo what it built.
  *
  * - `startService` composes a service on connections the caller owns (tests, benchmarks).
  * - `runService` is a process: config (exit 2 naming every bad variable), root logger,
@@ -19,7 +20,8 @@ import type { z } from 'zod';
 import { type Breaker, createDatabaseBreaker } from './breaker.ts';
 import { brokerHealth, type BusConnection, connectBus } from './bus/connect.ts';
 import { createPublisher, type Publisher } from './bus/publisher.ts';
-import { declareCoreTopology } from './bus/topology.ts';
+import { coreTopology, verifyCoreTopology } from './bus/topology.ts';
+import { awaitTopology } from './bus/topology-gate.ts';
 import { type CommonConfig, loadConfig } from './config.ts';
 import { createDatabase } from './db/connect.ts';
 import type { Database } from './db/database.ts';
@@ -38,7 +40,7 @@ export interface ServiceKit<C extends CommonConfig> {
   log: Logger;
   db: Kysely<Database>;
   bus: BusConnection;
-  /** A confirm channel whose setup declares the core topology (so nothing published before a consumer exists is lost). */
+  /** A confirm channel whose setup declares (or, provisioned, checks) the core topology (so nothing published before a consumer exists is lost). */
   publisher: Publisher;
   /** Every database call of the service goes through it; readiness reports it. */
   dbBreaker: Breaker;
@@ -104,8 +106,10 @@ export async function startService<S extends z.ZodType<CommonConfig>>(
 ): Promise<RunningService> {
   const { config, db, bus } = deps;
   const log = deps.log.child({ component: definition.name });
+  // Provisioned topology: not started (so not ready) until `virtsync bus setup` has run.
+  if (config.busTopology === 'verify') await awaitTopology(bus, { what: 'core', check: verifyCoreTopology, log });
   const closers = createClosers();
-  const publisher = createPublisher(bus, { name: `${definition.name}.publish`, log, setup: declareCoreTopology });
+  const publisher = createPublisher(bus, { name: `${definition.name}.publish`, log, setup: coreTopology(config.busTopology) });
   closers.defer(() => publisher.close());
   const dbBreaker = createDatabaseBreaker(config, log);
   const dbProbe = startDatabaseProbe(db, { intervalMs: 5_000, timeoutMs: 2_000 });
@@ -140,6 +144,8 @@ export async function runService<S extends z.ZodType<CommonConfig>>(definition: 
     process.exit(2);
   }
   const log = createLogger({ service: definition.name, level: config.logLevel });
+  // The effective settings, for whoever debugs a deployment; the logger redacts the URLs' passwords.
+  log.debug({ config }, 'configuration loaded');
   const connections = createClosers();
   let stopping = false;
   let service: RunningService;
@@ -147,12 +153,13 @@ export async function runService<S extends z.ZodType<CommonConfig>>(definition: 
   try {
     const db = createDatabase({
       url: config.databaseUrl,
+      tls: config.databaseTls,
       log,
       maxConnections: definition.maxDatabaseConnections?.(config),
       statementTimeoutMs: config.databaseTimeoutMs,
     });
     connections.defer(() => db.destroy());
-    const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${definition.name}`, log });
+    const bus = connectBus({ url: config.amqpUrl, tls: config.amqpTls, name: `virtsync ${definition.name}`, log });
     connections.defer(() => bus.close());
     const metrics = createServiceRegistry(definition.name);
     service = await startService(definition, { config, log, db, bus, metrics });

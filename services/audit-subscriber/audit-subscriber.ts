@@ -6,7 +6,7 @@
  * overdue or failing, and when each host was last heard of (host liveness).
  */
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
-import { Queue } from '../../shared/bus/topology.ts';
+import { coreTopology, Queue } from '../../shared/bus/topology.ts';
 import { auditSubscriberEnv } from '../../shared/config.ts';
 import { appendAuditEntries } from '../../shared/db/audit-log.ts';
 import { recordReportReceipts } from '../../shared/db/host-report-receipts.ts';
@@ -19,7 +19,7 @@ export const auditSubscriber = defineService({
   name: 'audit-subscriber',
   env: auditSubscriberEnv,
   async start({ config, log, db, bus, publisher, dbBreaker, defer }) {
-    const batching = { batchSize: config.batchSize, lingerMs: config.batchLingerMs, publisher };
+    const batching = { batchSize: config.batchSize, lingerMs: config.batchLingerMs, publisher, setup: coreTopology(config.busTopology) };
     const changes = await startBatchConsumer(bus, {
       ...batching,
       name: 'audit-subscriber.changes',

@@ -5,7 +5,7 @@
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import { registerQueueDepthGauge } from '../../shared/bus/queue-depth-gauge.ts';
 import { startDeadLetterWatch } from '../../shared/bus/dead-letter-watch.ts';
-import { Queue } from '../../shared/bus/topology.ts';
+import { coreTopology, Queue } from '../../shared/bus/topology.ts';
 import { stateWriterEnv } from '../../shared/config.ts';
 import { hostObservationsSchema, observationsOf } from '../../shared/messages/observation.ts';
 import { defineService } from '../../shared/service-runner.ts';
@@ -13,6 +13,7 @@ import { applyObservations } from './apply-observations.ts';
 import { createBatchLog } from './batch-log.ts';
 import { registerInstanceStateGauge } from './instance-state-gauge.ts';
 import { startOutboxRelay } from './outbox-relay.ts';
+import { refusedPublisher } from './publisher-check.ts';
 
 export const stateWriter = defineService({
   name: 'state-writer',
@@ -29,7 +30,10 @@ export const stateWriter = defineService({
       log,
       publisher,
       queue: Queue.stateWriter,
+      setup: coreTopology(config.busTopology),
       schema: hostObservationsSchema,
+      // The broker vouches for user_id: a host may only report on itself.
+      admit: (message, delivery) => refusedPublisher(config.publishers, delivery.message.properties.userId, message.host),
       batchSize: config.batchSize,
       weigh: (message) => message.observations.length,
       lingerMs: config.batchLingerMs,

@@ -16,7 +16,8 @@ export interface AgentPublications {
   unknownDomain(unknown: Omit<UnknownDomain, 'schemaVersion'>): Promise<void>;
 }
 
-export function createAgentPublications(publisher: Publisher): AgentPublications {
+/** `publishAs`: the agent's broker user, stamped as AMQP user_id (the broker vouches for it, the writer checks it against the host). */
+export function createAgentPublications(publisher: Publisher, publishAs?: string): AgentPublications {
   return {
     observations: (observations) =>
       Promise.all(
@@ -24,6 +25,7 @@ export function createAgentPublications(publisher: Publisher): AgentPublications
           publishJson(publisher, Exchange.observations, observationRoutingKey(message.host), encodeMessage(hostObservationsSchema, message), {
             messageId: randomUUID(),
             type: 'host-observations',
+            userId: publishAs,
           }),
         ),
       ),
@@ -31,6 +33,7 @@ export function createAgentPublications(publisher: Publisher): AgentPublications
       publishJson(publisher, Exchange.reports, unknownDomainRoutingKey(unknown.host), encodeMessage(unknownDomainSchema, { schemaVersion: SCHEMA_VERSION, ...unknown }), {
         messageId: randomUUID(),
         type: 'unknown-domain',
+        userId: publishAs,
       }),
   };
 }

@@ -29,7 +29,8 @@ import type { LookClock } from './look-clock.ts';
 import { type StateReasonReader, stateReasonFields } from './state-reason.ts';
 
 export interface HostSync {
-  syncHost(tick: Pick<Tick, 'host' | 'tickId' | 'cycle' | 'trigger'>): Promise<HostReport>;
+  /** A tick's sync, or one the agent starts itself (no tick id). */
+  syncHost(request: Pick<Tick, 'host' | 'cycle' | 'trigger'> & { tickId: string | null }): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
   syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone' | 'outdated'>;
 }
@@ -43,11 +44,13 @@ export function createHostSync(deps: {
   lookClock: LookClock;
   /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
   now: () => number;
+  /** The agent's broker user, stamped on every message as AMQP user_id (the writer checks it against the host). */
+  publishAs?: string | undefined;
   /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
   reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
-  const publish = createAgentPublications(deps.publisher);
+  const publish = createAgentPublications(deps.publisher, deps.publishAs);
   const publishObservations = publish.observations;
   const publishUnknown = publish.unknownDomain;
 
@@ -123,6 +126,7 @@ export function createHostSync(deps: {
       await publishJson(deps.publisher, Exchange.reports, reportRoutingKey(host), encodeMessage(hostReportSchema, report), {
         messageId: randomUUID(),
         type: 'host-report',
+        userId: deps.publishAs,
       });
       if (error === null) {
         const { dbCount, compared, drifted, missing, unknown, durationMs } = report;

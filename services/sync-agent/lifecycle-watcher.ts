@@ -12,6 +12,7 @@ import { type LifecycleEvent, parseVirshEventLine } from './virsh-event-line.ts'
 
 const MAX_BACKOFF_MS = 30_000;
 const HEALTHY_RUN_MS = 10_000;
+const RECONNECTED_AFTER_MS = 1_000;
 
 export interface LifecycleWatcher {
   stop(): Promise<void>;
@@ -22,6 +23,8 @@ export function startLifecycleWatcher(options: {
   uri: string;
   log: Logger;
   onEvent: (event: LifecycleEvent) => void;
+  /** A restarted watcher has stayed connected a moment: the events of the gap were missed. */
+  onReconnected?: () => void;
   /** The virsh binary; tests may point elsewhere. */
   virsh?: string;
 }): LifecycleWatcher {
@@ -31,6 +34,7 @@ export function startLifecycleWatcher(options: {
   let backoffMs = 500;
   let restartTimer: NodeJS.Timeout | undefined;
   const up = lifecycleWatcherUp.labels({ host: options.host });
+  let restarts = 0;
 
   const start = (): void => {
     const startedAt = Date.now();
@@ -41,6 +45,12 @@ export function startLifecycleWatcher(options: {
     });
     child = proc;
     up.set(1);
+    // virsh exits at once when it cannot connect: one that is still running after a moment is connected.
+    if (restarts > 0) {
+      restartTimer = setTimeout(() => {
+        if (child === proc && !stopped) options.onReconnected?.();
+      }, RECONNECTED_AFTER_MS);
+    }
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const event = parseVirshEventLine(line);
       if (event !== null) options.onEvent(event);
@@ -56,6 +66,7 @@ export function startLifecycleWatcher(options: {
       if (stopped) return;
       if (Date.now() - startedAt > HEALTHY_RUN_MS) backoffMs = 500;
       log.warn({ code, signal, stderr: stderr.trim(), restartInMs: backoffMs }, 'lifecycle event watcher exited, restarting');
+      restarts++;
       restartTimer = setTimeout(start, backoffMs);
       backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
     });

@@ -3,12 +3,15 @@
  * most `hostConcurrency` at once; a tick is acked only after its observations are
  * confirmed. With lifecycle events on, it also watches each host's libvirt and observes
  * a domain once its events have settled: drift is caught in about a second, and the
- * ticks remain the safety net.
+ * ticks remain the safety net. At start it syncs every host once (startup-sync.ts).
  */
 import { type Breaker, createBreaker } from '../../shared/breaker.ts';
+import { brokerUser } from '../../shared/bus/broker-user.ts';
 import { type Delivery, startConsumer } from '../../shared/bus/consumer.ts';
 import { deadLetter } from '../../shared/bus/dead-letter.ts';
-import { declareCoreTopology, declareTickQueue, tickQueue } from '../../shared/bus/topology.ts';
+import type { Publisher } from '../../shared/bus/publisher.ts';
+import { coreTopology, tickQueue, tickQueues, type TopologyMode } from '../../shared/bus/topology.ts';
+import { awaitTopology } from '../../shared/bus/topology-gate.ts';
 import { createInFlight, createLimiter } from '../../shared/concurrency.ts';
 import { type SyncAgentConfig, syncAgentEnv } from '../../shared/config.ts';
 import { coerceError } from '../../shared/errors.ts';
@@ -25,6 +28,7 @@ import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
 import { startLifecycleWatcher } from './lifecycle-watcher.ts';
 import { createLookClock } from './look-clock.ts';
+import { createStartupSync } from './startup-sync.ts';
 import { createStateReasonReader } from './state-reason.ts';
 
 /**
@@ -57,18 +61,20 @@ export const syncAgent = defineService({
     const lookClock = createLookClock(db, dbBreaker);
     const now = (): number => Date.now() + config.clockOffsetMs;
     const reasonFor = createStateReasonReader({ uriOf, timeoutMs: config.libvirtTimeoutMs, log });
-    const sync = createHostSync({ db, publisher, readerFor, dbBreaker, lookClock, now, reasonFor, log });
+    // Stamped as user_id on everything the agent publishes: the broker vouches for it, the writer checks it.
+    const publishAs = brokerUser(config.amqpUrl, config.amqpTls);
+    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock, now, reasonFor, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
 
+    const rejectTick = (delivery: Delivery, reason: string): Promise<void> => rejectInvalidTick(config.busTopology, publisher, delivery, reason, log);
+
     const handleTick = async (delivery: Delivery): Promise<void> => {
       const parsed = parseMessage(tickSchema, delivery.message.content);
       const queueHost = hostOfQueue.get(delivery.queue);
-      if (!parsed.ok) return deadLetter(publisher, delivery, parsed.reason, log);
-      if (parsed.value.host !== queueHost) {
-        return deadLetter(publisher, delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`, log);
-      }
+      if (!parsed.ok) return rejectTick(delivery, parsed.reason);
+      if (parsed.value.host !== queueHost) return rejectTick(delivery, `tick for host ${parsed.value.host} arrived on the queue of ${queueHost}`);
       const tick = parsed.value;
       tickLag.observe(Math.max(0, Date.now() - Date.parse(tick.scheduledAt)) / 1000);
       try {
@@ -81,14 +87,16 @@ export const syncAgent = defineService({
       messagesConsumed.inc({ queue: delivery.queue });
     };
 
+    // Provisioned topology: `virtsync hosts add` declares each host's tick queue; until then the agent waits.
+    if (config.busTopology === 'verify') await awaitTopology(bus, { what: 'tick queues', check: tickQueues('verify', config.hosts), log });
     const consumer = await startConsumer(bus, {
       name: 'sync-agent.ticks',
       log,
       queues: [...hostOfQueue.keys()],
       prefetch: 1,
       setup: async (channel) => {
-        await declareCoreTopology(channel);
-        for (const host of config.hosts) await declareTickQueue(channel, host);
+        await coreTopology(config.busTopology)(channel);
+        await tickQueues(config.busTopology, config.hosts)(channel);
       },
       onDelivery: (delivery) => inFlight.track(handleTick(delivery)),
     });
@@ -97,6 +105,18 @@ export const syncAgent = defineService({
       await inFlight.settled();
       await consumer.close();
     });
+    const startup = createStartupSync({
+      enabled: config.startupSync,
+      hosts: config.hosts,
+      windowMs: config.startupSyncWindowMs,
+      log,
+      syncHost: (request) => {
+        const work = limiter.run(() => sync.syncHost(request));
+        inFlight.track(work);
+        return work;
+      },
+    });
+    defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
       const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now, reasonFor });
@@ -111,12 +131,27 @@ export const syncAgent = defineService({
         perHostConcurrency: config.libvirtConcurrency,
       });
       defer(() => events.clear());
-      for (const host of config.hosts) watchLifecycle(host, { uri: uriOf(host), debounceMs: config.eventDebounceMs, events, log: log.child({ host }), defer });
+      for (const host of config.hosts) {
+        watchLifecycle(host, { uri: uriOf(host), debounceMs: config.eventDebounceMs, events, onReconnected: () => startup.resync(host), log: log.child({ host }), defer });
+      }
     }
+    startup.start();
     log.info({ hosts: config.hosts.length, lifecycleEvents: config.lifecycleEvents }, 'consuming ticks');
     return { checks: () => ({ libvirt: [...served.values()].every(({ breaker }) => breaker.state() !== 'open') }) };
   },
 });
+
+/**
+ * A tick that can never be processed. Declared topology: dead-lettered by the agent with the
+ * reason. Provisioned topology: agents may not write to the dead-letter exchange (a compromised
+ * host could forge entries there), so the tick is rejected without requeue and its reason
+ * logged; the next tick supersedes it anyway.
+ */
+async function rejectInvalidTick(mode: TopologyMode, publisher: Publisher, delivery: Delivery, reason: string, log: Logger): Promise<void> {
+  if (mode === 'declare') return deadLetter(publisher, delivery, reason, log);
+  log.error({ queue: delivery.queue, reason, messageId: delivery.message.properties.messageId }, 'invalid tick rejected');
+  delivery.reject();
+}
 
 function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logger): ServedHost {
   const reader = createLibvirtReader({ uri, log });
@@ -132,9 +167,9 @@ function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logg
 }
 
 /** Hands a host's domains to the event coalescer once their lifecycle events have settled (one debouncer per host, keyed by domain name). */
-function watchLifecycle(host: string, deps: { uri: string; debounceMs: number; events: EventCoalescer; log: Logger; defer: (closer: Closer) => void }): void {
+function watchLifecycle(host: string, deps: { uri: string; debounceMs: number; events: EventCoalescer; onReconnected: () => void; log: Logger; defer: (closer: Closer) => void }): void {
   const debouncer = createDebouncer(deps.debounceMs, (domainName) => deps.events.push(host, domainName));
   deps.defer(() => debouncer.clear());
-  const watcher = startLifecycleWatcher({ host, uri: deps.uri, log: deps.log, onEvent: (event) => debouncer.push(event.domainName) });
+  const watcher = startLifecycleWatcher({ host, uri: deps.uri, log: deps.log, onEvent: (event) => debouncer.push(event.domainName), onReconnected: deps.onReconnected });
   deps.defer(() => watcher.stop());
 }

@@ -42,7 +42,7 @@ export const tickProducer = defineService({
   async start({ config, log, db, publisher, defer }) {
     // A standby notices a dead leader within a quarter interval (5 s at most).
     const lockCheckMs = Math.min(5_000, Math.ceil(config.tickIntervalMs / 4));
-    const lock = createLeaderLock({ url: config.databaseUrl, name: 'virtsync.tick-producer', retryMs: lockCheckMs, checkMs: lockCheckMs, log });
+    const lock = createLeaderLock({ url: config.databaseUrl, tls: config.databaseTls, name: 'virtsync.tick-producer', retryMs: lockCheckMs, checkMs: lockCheckMs, log });
     defer(() => lock.release());
     const producer = startTickSchedule({ config, db, publisher, lock, log });
     defer(() => producer.stop());
@@ -85,8 +85,12 @@ function startTickSchedule(deps: {
   const stopping = new AbortController();
   const unconfirmed = createInFlight();
 
-  /** New hosts' tick queues, declared in one pipelined setup (and again after every reconnect). */
+  /**
+   * New hosts' tick queues, declared in one pipelined setup (and again after every reconnect).
+   * Provisioned topology: `virtsync hosts add` declared them, and the producer may not.
+   */
   const declareNewHosts = async (hosts: readonly string[]): Promise<void> => {
+    if (config.busTopology === 'verify') return;
     const fresh = hosts.filter((host) => !declared.has(host));
     if (fresh.length === 0) return;
     await publisher.addSetup((channel: Channel) => Promise.all(fresh.map((host) => declareTickQueue(channel, host))));

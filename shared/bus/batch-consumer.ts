@@ -12,6 +12,7 @@
  * backoff until it is written or the consumer stops, and `health()` reports why. On stop the
  * batch is requeued. Acks happen only after the write.
  */
+import type { Channel } from 'amqplib';
 import type { z } from 'zod';
 import { createBatcher } from '../batcher.ts';
 import { createInFlight } from '../concurrency.ts';
@@ -24,8 +25,8 @@ import { retryWithBackoff } from '../retry.ts';
 import type { BusConnection } from './connect.ts';
 import { type Delivery, startConsumer } from './consumer.ts';
 import { deadLetter } from './dead-letter.ts';
-import type { Publisher } from './publisher.ts';
 import { declareCoreTopology } from './topology.ts';
+import type { Publisher } from './publisher.ts';
 
 export interface ConsumerHealth {
   ok: boolean;
@@ -57,6 +58,10 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     /** What one message counts toward batchSize (default 1): e.g. how many rows it writes. */
     weigh?: (message: z.output<S>) => number;
     lingerMs: number;
+    /** The topology the consumer needs, declared or checked (see coreTopology); declared by default. */
+    setup?: (channel: Channel) => Promise<void>;
+    /** A valid message its publisher may not send (see the writer's publisher check): the reason, or undefined to accept it. */
+    admit?: (message: z.output<S>, delivery: Delivery) => string | undefined;
     /** Where rejected messages are dead-lettered from. */
     publisher: Publisher;
     write: (messages: Array<z.output<S>>) => Promise<R>;
@@ -73,6 +78,8 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
   const receive = (delivery: Delivery): void => {
     const parsed = parseMessage(options.schema, delivery.message.content);
     if (!parsed.ok) return rejections.track(deadLetter(options.publisher, delivery, parsed.reason, log));
+    const refused = options.admit?.(parsed.value, delivery);
+    if (refused !== undefined) return rejections.track(deadLetter(options.publisher, delivery, refused, log));
     batcher.add({ delivery, message: parsed.value }, options.weigh?.(parsed.value) ?? 1);
   };
 
@@ -125,7 +132,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     queues: [options.queue],
     // Room for the next batch to fill while this one is written (more than enough when messages weigh more than 1).
     prefetch: options.batchSize * 2,
-    setup: declareCoreTopology,
+    setup: options.setup ?? declareCoreTopology,
     onDelivery: receive,
   });
 

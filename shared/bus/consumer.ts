@@ -15,6 +15,8 @@ export interface Delivery {
   ack(): void;
   /** Give it back for another try (our queues have no delivery limit: a requeue never dead-letters). */
   requeue(): void;
+  /** Reject without requeue: the broker dead-letters it if the queue has a dead-letter exchange, else drops it. */
+  reject(): void;
 }
 
 export interface Consumer {
@@ -69,6 +71,7 @@ export async function startConsumer(
           message,
           ack: () => settle(origin, message, (ch) => ch.ack(message)),
           requeue: () => settle(origin, message, (ch) => ch.nack(message, false, true)),
+          reject: () => settle(origin, message, (ch) => ch.nack(message, false, false)),
         });
       },
       { prefetch: options.prefetch, noAck: false },

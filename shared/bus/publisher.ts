@@ -26,7 +26,7 @@ export async function publishJson(
   exchange: string,
   routingKey: string,
   body: Buffer,
-  properties: { messageId: string; type: string; headers?: Record<string, unknown> },
+  properties: { messageId: string; type: string; headers?: Record<string, unknown>; userId?: string | undefined },
 ): Promise<void> {
   await publisher.publish(exchange, routingKey, body, {
     persistent: true,
@@ -35,5 +35,7 @@ export async function publishJson(
     type: properties.type,
     timestamp: Math.floor(Date.now() / 1000),
     headers: properties.headers,
+    // The broker refuses a user_id that is not the connection's user: consumers can trust it.
+    userId: properties.userId,
   });
 }

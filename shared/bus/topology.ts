@@ -1,6 +1,8 @@
 /**
- * The whole bus topology: every exchange, queue, binding and argument, declared from
- * here by every service (declarations are idempotent, so any service may start first).
+ * The whole bus topology: every exchange, queue, binding and argument. In production it is
+ * declared once by `virtsync bus setup` and `virtsync hosts add` (an operator identity) and
+ * services only check it exists (BUS_TOPOLOGY=verify, no configure permission); in
+ * development every service declares it (declarations are idempotent, so any may start first).
  */
 import type { Channel } from 'amqplib';
 import { hostRoutingWord } from '../host-name.ts';
@@ -90,6 +92,30 @@ export async function declareCoreTopology(channel: Channel): Promise<void> {
   await channel.bindQueue(Queue.stateWriter, Exchange.observations, 'observation.#');
   await channel.bindQueue(Queue.auditSubscriber, Exchange.changes, 'instance.#');
   await channel.bindQueue(Queue.hostReports, Exchange.reports, 'report.#');
+}
+
+/** Passive checks of what declareCoreTopology declares: they need no configure permission. */
+export async function verifyCoreTopology(channel: Channel): Promise<void> {
+  for (const exchange of Object.values(Exchange)) await channel.checkExchange(exchange);
+  for (const queue of Object.values(Queue)) await channel.checkQueue(queue);
+}
+
+export async function verifyTickQueue(channel: Channel, host: string): Promise<void> {
+  await channel.checkQueue(tickQueue(host));
+}
+
+/** Declared or checked, as BUS_TOPOLOGY says. */
+export type TopologyMode = 'declare' | 'verify';
+
+export function coreTopology(mode: TopologyMode): (channel: Channel) => Promise<void> {
+  return mode === 'declare' ? declareCoreTopology : verifyCoreTopology;
+}
+
+export function tickQueues(mode: TopologyMode, hosts: readonly string[]): (channel: Channel) => Promise<void> {
+  const one = mode === 'declare' ? declareTickQueue : verifyTickQueue;
+  return async (channel) => {
+    for (const host of hosts) await one(channel, host);
+  };
 }
 
 /**

@@ -1,7 +1,17 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import type { TlsFiles } from '../config.ts';
 import type { Logger } from '../logging.ts';
+import { readTlsOptions } from '../tls-options.ts';
 import type { Database } from './database.ts';
+
+/**
+ * node-postgres settings for a URL, with TLS from the operator's files if given: the server
+ * is verified against the CA and by name, as sslmode=verify-full does.
+ */
+export function connectionSettings(url: string, tls: TlsFiles | undefined): pg.ClientConfig {
+  return tls === undefined ? { connectionString: url } : { connectionString: url, ssl: readTlsOptions(tls) };
+}
 
 /** Longest a statement may run (server side) unless the caller says otherwise. */
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
@@ -24,10 +34,16 @@ export function connectionLimits(statementTimeoutMs: number) {
   };
 }
 
-export function createDatabase(options: { url: string; log: Logger; maxConnections?: number; statementTimeoutMs?: number }): Kysely<Database> {
+export function createDatabase(options: {
+  url: string;
+  log: Logger;
+  maxConnections?: number;
+  statementTimeoutMs?: number;
+  tls?: TlsFiles | undefined;
+}): Kysely<Database> {
   const log = options.log.child({ component: 'database' });
   const pool = new pg.Pool({
-    connectionString: options.url,
+    ...connectionSettings(options.url, options.tls),
     max: options.maxConnections ?? 10,
     ...connectionLimits(options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS),
   });
@@ -44,4 +60,12 @@ export function createDatabase(options: { url: string; log: Logger; maxConnectio
       }
     },
   });
+}
+
+/** What a refused connection most likely means, when the server's words leave it open. */
+export function databaseFailureHint(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  if (/no encryption|SSL off/i.test(err.message)) return 'the server accepts TLS connections only: set DATABASE_CA_FILE (verify-full)';
+  if (/does not support SSL/i.test(err.message)) return 'the server does not speak TLS: check DATABASE_URL\'s port or unset DATABASE_CA_FILE';
+  return undefined;
 }

@@ -91,6 +91,12 @@ export interface HostSyncReportsTable {
   look_seq: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
+/** Which host an agent's database login may read (migration 0008; written by `virtsync hosts add`). */
+export interface AgentLoginsTable {
+  login: string;
+  host: string;
+}
+
 /** What the audit subscriber received from each host, stamped with the database's clock. */
 export interface HostReportReceiptsTable {
   host: string;
@@ -134,6 +140,7 @@ export interface PipelineHealthTable {
 
 export interface Database {
   compute_hosts: ComputeHostsTable;
+  agent_logins: AgentLoginsTable;
   instances: InstancesTable;
   instance_sync_state: InstanceSyncStateTable;
   change_outbox: ChangeOutboxTable;

@@ -9,7 +9,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { TlsFiles } from '../config.ts';
 import type { Logger } from '../logging.ts';
+import { connectionSettings } from './connect.ts';
 
 export interface LeaderLock {
   /** Resolves once this process is the leader; rejects if `signal` aborts first. */
@@ -21,7 +23,7 @@ export interface LeaderLock {
   release(): Promise<void>;
 }
 
-export function createLeaderLock(options: { url: string; name: string; retryMs: number; checkMs: number; log: Logger }): LeaderLock {
+export function createLeaderLock(options: { url: string; tls?: TlsFiles | undefined; name: string; retryMs: number; checkMs: number; log: Logger }): LeaderLock {
   const log = options.log.child({ component: 'leader-lock', lock: options.name });
   let client: pg.Client | undefined;
   let held = false;
@@ -43,7 +45,7 @@ export function createLeaderLock(options: { url: string; name: string; retryMs: 
 
   const tryOnce = async (): Promise<boolean> => {
     const candidate = new pg.Client({
-      connectionString: options.url,
+      ...connectionSettings(options.url, options.tls),
       application_name: `virtsync ${options.name}`,
       connectionTimeoutMillis: Math.max(options.checkMs, 2_000),
       query_timeout: Math.max(options.checkMs, 2_000),

@@ -15,6 +15,7 @@ import * as m0004 from './migrations/0004-outbox-retention.ts';
 import * as m0005 from './migrations/0005-host-liveness.ts';
 import * as m0006 from './migrations/0006-instance-sync-state.ts';
 import * as m0007 from './migrations/0007-outbox-claims.ts';
+import * as m0008 from './migrations/0008-agent-row-security.ts';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-initial': m0001,
@@ -24,6 +25,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005-host-liveness': m0005,
   '0006-instance-sync-state': m0006,
   '0007-outbox-claims': m0007,
+  '0008-agent-row-security': m0008,
 };
 
 export async function migrateToLatest(db: Kysely<Database>, log: Logger, migrations: Readonly<Record<string, Migration>> = MIGRATIONS): Promise<void> {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { waitFor } from '../../tools/wait-for.ts';
 import { holdInstanceLocks, waitForBackend, withApplicationName } from './harness/database-faults.ts';
-import { type FaultOutcome, type FaultRig, createFaultRig, type RigProcess } from './harness/fault-rig.ts';
+import { type FaultOutcome, type FaultRig, createFaultRig, type RigProcess, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
 
@@ -35,7 +35,7 @@ before(
     // Kill 1: inside a host sync, blocked reading the host's rows.
     const locks = await holdInstanceLocks(rig, 'table');
     rig.startTickProducer({ intervalMs: 1_000, cycles: 3 });
-    await waitForBackend(rig, 'agent 1 inside a host sync', (b) => b.application === AGENT_APP && b.waitEventType === 'Lock', 30_000);
+    await waitForBackend(rig, 'agent 1 inside a host sync', (b) => b.application === AGENT_APP && b.waitEventType === 'Lock', SERVICE_START_TIMEOUT_MS);
     await rig.kill(first);
     killed.push({ name: first.name, moment: 'inside a host sync, reading its rows' });
     await locks.release();

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { waitFor } from '../../tools/wait-for.ts';
 import { closeServiceConnections } from './harness/broker-admin.ts';
-import { type FaultOutcome, type FaultRig, createFaultRig } from './harness/fault-rig.ts';
+import { type FaultOutcome, type FaultRig, createFaultRig, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
 
@@ -31,11 +31,11 @@ before(
     const longRunning = rig.processes.length;
     // The management API lists a connection only after its next statistics round.
     const firstNames = new Set<string>();
-    await waitFor('the services connected', () => rig.processes.every((p) => p.stats.brokerConnects >= 1), { timeoutMs: 30_000 });
+    await waitFor('the services connected', () => rig.processes.every((p) => p.stats.brokerConnects >= 1), { timeoutMs: SERVICE_START_TIMEOUT_MS });
     // Runs until stopped: the faults come when the management API lists the connections, whenever that is.
     const producer = rig.startTickProducer({ intervalMs: 1_000, cycles: 0 });
 
-    await waitFor('the first host report', () => rig.recorder.reports.length >= 1, { timeoutMs: 30_000 });
+    await waitFor('the first host report', () => rig.recorder.reports.length >= 1, { timeoutMs: SERVICE_START_TIMEOUT_MS });
     const close = async (exclude: ReadonlySet<string>): Promise<string[]> => {
       const names = await closeServiceConnections(rig.vhost.name, { atLeast: longRunning, exclude, timeoutMs: 15_000 });
       closes.push({ closed: names.length, reportsBefore: rig.recorder.reports.length, batchesBefore: rig.writerStats().batches });

@@ -14,8 +14,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const serverUrl = loadConfig(toolsEnv).databaseUrl;
+/** On the machine's server (DATABASE_URL), or on `serverUrl`: a cluster the test started itself. */
+export async function createTestDatabase(serverUrl = loadConfig(toolsEnv).databaseUrl): Promise<TestDatabase> {
   const name = `virtsync_test_${randomBytes(4).toString('hex')}`;
   const url = await recreateDatabase(serverUrl, name);
   const db = createDatabase({ url, log: testLogger });

@@ -6,9 +6,9 @@
  */
 import { once } from 'node:events';
 import { type Kysely, sql } from 'kysely';
-import { type BusConnection, connectBus } from '../../shared/bus/connect.ts';
-import { type CommonConfig, loadConfig, toolsEnv } from '../../shared/config.ts';
-import { createDatabase } from '../../shared/db/connect.ts';
+import { brokerFailureHint, type BusConnection, connectBus } from '../../shared/bus/connect.ts';
+import { type CommonConfig, loadConfig, type ProvisioningConfig, provisioningEnv, toolsEnv } from '../../shared/config.ts';
+import { createDatabase, databaseFailureHint } from '../../shared/db/connect.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { describeTarget } from './cli-errors.ts';
@@ -22,6 +22,8 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export interface CliContext {
   /** Parsed on first use, so `--help` and argument errors never need a valid environment. */
   config(): CommonConfig;
+  /** The management API settings of `hosts add|remove`. */
+  provisioning(): ProvisioningConfig;
   log(): Logger;
   database(): Promise<Kysely<Database>>;
   bus(): Promise<BusConnection>;
@@ -44,6 +46,9 @@ export function createCliContext(options: { env: Record<string, string | undefin
       config ??= loadConfig(toolsEnv, options.env);
       return config;
     },
+    provisioning() {
+      return loadConfig(provisioningEnv, options.env);
+    },
     log() {
       log ??= createCliLogger({ verbose: options.verbose() });
       return log;
@@ -51,13 +56,13 @@ export function createCliContext(options: { env: Record<string, string | undefin
     async database() {
       if (db !== undefined) return db;
       const url = context.config().databaseUrl;
-      const candidate = createDatabase({ url, log: context.log(), maxConnections: 2 });
+      const candidate = createDatabase({ url, tls: context.config().databaseTls, log: context.log(), maxConnections: 2 });
       try {
         await withTimeout(sql`select 1`.execute(candidate), CONNECT_TIMEOUT_MS);
       } catch (err) {
         // Not awaited: a pool still trying to connect may not end promptly, and the process is about to exit.
         void candidate.destroy().catch(() => undefined);
-        throw databaseConnectFailure(describeTarget(url), err);
+        throw databaseConnectFailure(describeTarget(url), err, databaseFailureHint(err));
       }
       db = candidate;
       return db;
@@ -65,12 +70,12 @@ export function createCliContext(options: { env: Record<string, string | undefin
     async bus() {
       if (bus !== undefined) return bus;
       const url = context.config().amqpUrl;
-      const candidate = connectBus({ url, name: 'virtsync cli', log: context.log() });
+      const candidate = connectBus({ url, tls: context.config().amqpTls, name: 'virtsync cli', log: context.log() });
       try {
         await firstConnect(candidate, CONNECT_TIMEOUT_MS);
       } catch (err) {
         await candidate.close().catch(() => undefined);
-        throw brokerConnectFailure(describeTarget(url), url, err);
+        throw brokerConnectFailure(describeTarget(url), url, err, brokerFailureHint(url, err));
       }
       bus = candidate;
       return bus;

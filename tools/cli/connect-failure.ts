@@ -13,14 +13,15 @@ const REFUSED_SQLSTATES: Record<string, string> = {
   '42501': 'the user may not connect to this database',
 };
 
-export function databaseConnectFailure(target: string, err: unknown): Error {
+/** `hint`: what else may be wrong when the server cannot be reached (e.g. TLS on one side only). */
+export function databaseConnectFailure(target: string, err: unknown, unreachableHint?: string): Error {
   const code = sqlState(err);
   const hint = code === undefined ? undefined : REFUSED_SQLSTATES[code];
   if (hint !== undefined) return new RefusedError('database', target, `${reasonOf(err)} (${hint})`, err);
-  return new UnreachableError('database', target, reasonOf(err), err);
+  return new UnreachableError('database', target, withHint(reasonOf(err), unreachableHint), err);
 }
 
-export function brokerConnectFailure(target: string, url: string, err: unknown): Error {
+export function brokerConnectFailure(target: string, url: string, err: unknown, hint?: string): Error {
   const reason = reasonOf(err);
   if (/ACCESS[-_]REFUSED/.test(reason)) {
     return new RefusedError('broker', target, `login refused for user ${userOf(url)} (check the user and password in AMQP_URL)`, err);
@@ -29,7 +30,11 @@ export function brokerConnectFailure(target: string, url: string, err: unknown):
   if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(reason)) {
     return new RefusedError('broker', target, `vhost ${vhostOf(url)} refused: it does not exist, or user ${userOf(url)} has no permission on it (check the path in AMQP_URL)`, err);
   }
-  return new UnreachableError('broker', target, reason, err);
+  return new UnreachableError('broker', target, withHint(reason, hint), err);
+}
+
+function withHint(reason: string, hint: string | undefined): string {
+  return hint === undefined ? reason : `${reason} (${hint})`;
 }
 
 function sqlState(err: unknown, depth = 0): string | undefined {

@@ -9,11 +9,17 @@ import { ConfigError, errorCode } from '../../shared/errors.ts';
 import type { CliContext } from './cli-context.ts';
 import { ExitCode, exitCodeFor, FailedError, NotFoundError, ProblemsFoundError, reasonOf, RefusedError, UnreachableError, UsageError } from './cli-errors.ts';
 import { chosenCommand, COMMANDS } from './command-catalog.ts';
+import { redactSecrets } from '../../shared/redact.ts';
 
 const EXIT_CODES = `
 Environment:
   DATABASE_URL  PostgreSQL (default postgres://postgres@127.0.0.1:5432/virtsync)
   AMQP_URL      RabbitMQ, vhost included (default amqp://guest:guest@127.0.0.1:5672/)
+  AMQP_CA_FILE, AMQP_CERT_FILE, AMQP_KEY_FILE, DATABASE_CA_FILE, DATABASE_CERT_FILE, DATABASE_KEY_FILE
+                TLS (see docs/security.md)
+  RABBITMQ_MANAGEMENT_URL
+                management API with an administrator's credentials (hosts add|remove;
+                default http://guest:guest@127.0.0.1:15672/api)
 
 Exit codes:
   0  done
@@ -35,7 +41,7 @@ let commandName = 'virtsync';
 program.hook('preAction', (_program, actionCommand) => {
   // `virtsync hosts disable`, not `virtsync disable`.
   const names: string[] = [];
-  for (let command: Command | null = actionCommand; command?.parent != null; command = command.parent) names.unshift(command.name());
+  for (let command: Command | null = actionCommand; command !== null && command !== program; command = command.parent) names.unshift(command.name());
   commandName = `virtsync ${names.join(' ')}`;
 });
 
@@ -57,8 +63,8 @@ try {
 } catch (err) {
   exitCode = exitCodeFor(err);
   // Commander has already printed its own message (or the help).
-  if (!(err instanceof CommanderError)) process.stderr.write(`${commandName}: ${describeFailure(err)}\n`);
-  if (program.opts<{ verbose?: boolean }>().verbose === true && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+  if (!(err instanceof CommanderError)) process.stderr.write(`${commandName}: ${redactSecrets(describeFailure(err))}\n`);
+  if (program.opts<{ verbose?: boolean }>().verbose === true && err instanceof Error) process.stderr.write(`${redactSecrets(err.stack ?? '')}\n`);
 } finally {
   await context?.close().catch((err: unknown) => process.stderr.write(`${commandName}: closing connections failed: ${reasonOf(err)}\n`));
 }

@@ -54,8 +54,9 @@ export async function runDemo(db: Kysely<Database>, options: DemoOptions): Promi
         startServiceProcess({
           service: 'sync-agent',
           instance: String(index + 1),
-          // test:///<file> connections are private to the agent: no one else can change them, so no events.
-          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(options.fleetDir), AGENT_LIFECYCLE_EVENTS: 'false' },
+          // test:///<file> connections are private to the agent: no one else can change them, so no events. The demo
+          // stages its races between one look per host (its tick) and the writer's start: no look at start.
+          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(options.fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false' },
           logDir: options.logDir,
         }),
       ),

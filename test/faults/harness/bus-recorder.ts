@@ -1,10 +1,15 @@
 /**
- * What a fault test sees of the bus, independent of the services: one exclusive queue of
- * its own bound to every host's ticks, every observation, every host report and every
- * change event. Its connection has no `connection_name`, so closing the services'
- * connections (which all carry one starting with "virtsync ") never closes it.
+ * What a fault test sees of the bus, independent of the services: one queue of its own
+ * bound to every host's ticks, every observation, every host report and every change
+ * event. The queue is a durable quorum queue and the connection reopens itself (across
+ * a cluster's nodes), so the record survives a broker restart or a killed node; a
+ * redelivery of a message already recorded is not recorded twice. Its connection's name
+ * does not start with "virtsync ", so closing the services' connections never closes it.
  */
-import amqplib, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { randomBytes } from 'node:crypto';
+import amqp from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { brokerUrls } from '../../../shared/bus/broker-urls.ts';
 import { declareCoreTopology, Exchange } from '../../../shared/bus/topology.ts';
 import { type ChangeEvent, changeEventSchema } from '../../../shared/messages/change-event.ts';
 import { parseMessage } from '../../../shared/messages/codec.ts';
@@ -17,7 +22,7 @@ export interface BusRecorder {
   /** Valid observations the broker routed to the observations exchange, taken out of their messages (the writer's queue gets the same). */
   observations: Observation[];
   reports: HostReport[];
-  /** Valid change events, every delivery (a republished event appears twice, with one eventId). */
+  /** Valid change events, every publish (a republished event appears twice, with one eventId). */
   changes: ChangeEvent[];
   /** Messages on these exchanges that failed validation (a fault test may inject some on purpose). */
   invalid: number;
@@ -25,9 +30,32 @@ export interface BusRecorder {
 }
 
 export async function recordBus(amqpUrl: string, hosts: readonly string[]): Promise<BusRecorder> {
-  const connection: ChannelModel = await amqplib.connect(amqpUrl);
-  const channel = await connection.createChannel();
-  await declareCoreTopology(channel);
+  const queue = `fault-recorder.${randomBytes(4).toString('hex')}`;
+  const connection = amqp.connect(brokerUrls(amqpUrl), {
+    heartbeatIntervalInSeconds: 5,
+    reconnectTimeInSeconds: 0.5,
+    connectionOptions: { clientProperties: { connection_name: 'fault-test recorder' } },
+  });
+  const seen = new Set<string>();
+  const channel = connection.createChannel({
+    setup: async (ch: Channel) => {
+      await declareCoreTopology(ch);
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      for (const host of hosts) await ch.bindQueue(queue, Exchange.ticks, host);
+      await ch.bindQueue(queue, Exchange.observations, 'observation.#');
+      await ch.bindQueue(queue, Exchange.reports, 'report.#');
+      await ch.bindQueue(queue, Exchange.changes, 'instance.#');
+      await ch.prefetch(1_000);
+      await ch.consume(queue, (message) => {
+        if (message === null) return;
+        const id = message.properties.messageId;
+        const again = message.fields.redelivered && typeof id === 'string' && seen.has(id);
+        if (typeof id === 'string') seen.add(id);
+        if (!again) onMessage(message);
+        ch.ack(message);
+      });
+    },
+  });
   const recorder: BusRecorder = {
     ticks: [],
     observations: [],
@@ -35,22 +63,16 @@ export async function recordBus(amqpUrl: string, hosts: readonly string[]): Prom
     changes: [],
     invalid: 0,
     close: async () => {
+      await channel.addSetup((ch: Channel) => ch.deleteQueue(queue)).catch(() => undefined);
       await channel.close();
       await connection.close();
     },
   };
-  const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
-  for (const host of hosts) await channel.bindQueue(queue, Exchange.ticks, host);
-  await channel.bindQueue(queue, Exchange.observations, 'observation.#');
-  await channel.bindQueue(queue, Exchange.reports, 'report.#');
-  await channel.bindQueue(queue, Exchange.changes, 'instance.#');
-
   const keep = <T>(list: T[], parsed: { ok: true; value: T } | { ok: false }): void => {
     if (parsed.ok) list.push(parsed.value);
     else recorder.invalid++;
   };
-  const onMessage = (message: ConsumeMessage | null): void => {
-    if (message === null) return;
+  function onMessage(message: ConsumeMessage): void {
     switch (message.fields.exchange) {
       case Exchange.ticks:
         return keep(recorder.ticks, parseMessage(tickSchema, message.content));
@@ -67,7 +89,7 @@ export async function recordBus(amqpUrl: string, hosts: readonly string[]): Prom
       default:
         recorder.invalid++;
     }
-  };
-  await channel.consume(queue, onMessage, { noAck: true });
+  }
+  await channel.waitForConnect();
   return recorder;
 }

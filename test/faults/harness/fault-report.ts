@@ -16,7 +16,7 @@ export interface FaultFigures {
   duplicates: number;
   /** Messages in virtsync.dead-letter at the end. */
   deadlettered: number;
-  /** Drifted instances not in their expected end state. Must be 0. */
+  /** Drifted instances not in their expected end state, plus committed changes with no audit row. Must be 0. */
   lost: number;
 }
 

@@ -34,6 +34,8 @@ export interface FaultRigOptions {
   /** The fault's name, as printed in its FAULT line. */
   fault: string;
   fleet?: Partial<Pick<FleetOptions, 'hosts' | 'minVmsPerHost' | 'maxVmsPerHost' | 'driftRatio' | 'seed'>>;
+  /** A fleet the test built itself (e.g. domains on the shared libvirtd), instead of a planned one; its rows are inserted as planned. */
+  plan?: FleetPlan;
   /** Agent processes the hosts are dealt over. */
   agents?: number;
   /**
@@ -50,6 +52,12 @@ export interface FaultRigOptions {
    * still show whether anything was lost. The crashed process still counts as crashed.
    */
   restartOnCrash?: boolean;
+  /**
+   * Engines the test started itself (tools/local-env/engines), to restart or kill at will:
+   * the test database is created on `databaseServerUrl`, and `vhost` (made with
+   * createEngineVhost) replaces one on the machine's shared broker. The rig deletes both.
+   */
+  engines?: { databaseServerUrl?: string; vhost?: TestVhost };
 }
 
 export interface RigProcess {
@@ -114,17 +122,20 @@ export interface FaultRig {
   dispose(keepLogs?: boolean): Promise<void>;
 }
 
+/** How long a test waits for freshly started service processes to connect or report: tsx compiles each one, slow on a busy machine. */
+export const SERVICE_START_TIMEOUT_MS = 120_000;
+
 export type LogListener = (entry: Record<string, unknown>, process: RigProcess) => void;
 
 const DEFAULT_FAULT_FLEET = { hosts: 8, minVmsPerHost: 20, maxVmsPerHost: 40, driftRatio: 0.3, seed: 11 };
 
 export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig> {
-  const database = await createTestDatabase();
-  const vhost = await createTestVhost();
+  const database = await createTestDatabase(options.engines?.databaseServerUrl);
+  const vhost = options.engines?.vhost ?? (await createTestVhost());
   const logDir = await mkdtemp(path.join(os.tmpdir(), `virtsync-fault-${options.fault}-`));
   const databaseName = new URL(database.url).pathname.slice(1);
   const prefix = `f${vhost.name.slice(-6)}`;
-  const plan = planFleet({ ...DEFAULT_FLEET, ...DEFAULT_FAULT_FLEET, ...options.fleet, hostPrefix: prefix });
+  const plan = options.plan ?? planFleet({ ...DEFAULT_FLEET, ...DEFAULT_FAULT_FLEET, ...options.fleet, hostPrefix: prefix });
   const fleetDir = path.join(logDir, 'fleet');
   await writeNodeXmlFiles(plan, fleetDir);
   await insertFleetRows(database.db, plan);
@@ -198,6 +209,14 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
   };
 
   const settledNow = async (): Promise<boolean> => {
+    try {
+      return await everythingSettled();
+    } catch {
+      // A dependency the test restarts may be down at this instant: not settled yet.
+      return false;
+    }
+  };
+  const everythingSettled = async (): Promise<boolean> => {
     if (of('tick-producer').some((p) => p.exit === undefined)) return false;
     if (!agentsIdle()) return false;
     if (writerStats().observations < observationsPublished() + injected.observations + injected.duplicates) return false;
@@ -226,8 +245,13 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
     startAgent(index, env = {}, onLogLine) {
       const hosts = agentHosts[index];
       if (hosts === undefined) throw new Error(`no agent ${index}`);
-      // test:///<file> connections are private to the agent: no lifecycle events to watch.
-      return start('sync-agent', { AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', ...env }, onLogLine);
+      // test:///<file> connections are private to the agent: no lifecycle events to watch. Ticks are the only
+      // trigger, so each fault's figures count one look per tick (agent-kill9-event-burst turns both on).
+      return start(
+        'sync-agent',
+        { AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false', ...env },
+        onLogLine,
+      );
     },
     startWriter: (env = {}, onLogLine) => start('state-writer', env, onLogLine),
     startTickProducer: ({ intervalMs, cycles, env = {} }) =>
@@ -241,13 +265,14 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
       rig.startAuditSubscriber();
       rig.agentHosts.forEach((_, index) => rig.startAgent(index));
       rig.startTickProducer({ intervalMs: 1_000, cycles: 1 });
-      await waitFor('a host report from every host', () => new Set(recorder.reports.map((r) => r.host)).size >= plan.hosts.length, { timeoutMs: 60_000 });
+      await waitFor('a host report from every host', () => new Set(recorder.reports.map((r) => r.host)).size >= plan.hosts.length, { timeoutMs: SERVICE_START_TIMEOUT_MS });
     },
     async publishManualTicks(hosts) {
+      const channel = await probe.ready();
       const ids: string[] = [];
       for (const host of hosts) {
         const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt: new Date().toISOString(), trigger: 'manual' };
-        probe.channel.publish(Exchange.ticks, host, encodeMessage(tickSchema, tick), { persistent: true, messageId: tick.tickId, type: 'tick' });
+        channel.publish(Exchange.ticks, host, encodeMessage(tickSchema, tick), { persistent: true, messageId: tick.tickId, type: 'tick' });
         ids.push(tick.tickId);
       }
       await waitFor('the manual ticks to be routed', () => ids.every((id) => recorder.ticks.some((t) => t.tickId === id)), { timeoutMs: 10_000 });
@@ -255,15 +280,16 @@ export async function createFaultRig(options: FaultRigOptions): Promise<FaultRig
     },
     async takeMessages(queue, expected, timeoutMs) {
       const taken: ConsumeMessage[] = [];
-      const { consumerTag } = await probe.channel.consume(queue, (message) => {
+      const channel = await probe.ready();
+      const { consumerTag } = await channel.consume(queue, (message) => {
         if (message === null) return;
-        probe.channel.ack(message);
+        channel.ack(message);
         taken.push(message);
       });
       try {
         await waitFor(`${expected} messages from ${queue}`, () => taken.length >= expected, { timeoutMs });
       } finally {
-        await probe.channel.cancel(consumerTag);
+        await channel.cancel(consumerTag);
       }
       return taken;
     },

@@ -17,7 +17,7 @@ import { type Mismatch, verifyFleet } from '../../../tools/fleet/verify-fleet.ts
 
 export interface InvariantReport {
   mismatches: Mismatch[];
-  /** Drifted instances (a drift scenario) not in their expected end state. */
+  /** Drifted instances (a drift scenario) not in their expected end state, plus committed changes missing from the audit trail. */
   lost: number;
   /** change_outbox rows. */
   committed: number;
@@ -33,7 +33,7 @@ export async function checkInvariants(db: Kysely<Database>, plan: FleetPlan, rec
   const violations: string[] = [];
   const mismatches = await verifyFleet(db, plan);
   const drifted = new Set(plan.instances.filter((i) => i.scenario.rule !== null).map((i) => i.uuid));
-  const lost = mismatches.filter((m) => drifted.has(m.uuid)).length;
+  const lostInstances = mismatches.filter((m) => drifted.has(m.uuid)).length;
   for (const m of mismatches.slice(0, 10)) violations.push(`instance ${m.uuid} (${m.scenario}): expected ${m.expected}, got ${m.actual}`);
   if (mismatches.length > 10) violations.push(`... and ${mismatches.length - 10} more instances not in their expected state`);
 
@@ -96,5 +96,5 @@ export async function checkInvariants(db: Kysely<Database>, plan: FleetPlan, rec
       violations.push(`instance ${instance.uuid}: bookkeeping ${JSON.stringify(kept)} does not record its last committed change ${JSON.stringify(last.after)} by ${last.host}`);
     }
   }
-  return { mismatches, lost, committed: outbox.length, auditRows: audit.length, violations };
+  return { mismatches, lost: lostInstances + notAudited.length, committed: outbox.length, auditRows: audit.length, violations };
 }

@@ -17,6 +17,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const INFRA = path.join(ROOT, 'infra');
 const SERVICES = Object.keys(SERVICE_ENVIRONMENTS);
 const HTTP_PORT = 9464;
+/** Set only where a process logs in with a certificate: the agents, in the database. */
+const CERTIFICATE_LOGIN_ONLY = ['DATABASE_CERT_FILE', 'DATABASE_KEY_FILE'];
 
 function filesUnder(dir: string, suffixes: readonly string[]): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
@@ -64,11 +66,11 @@ describe('every YAML file under infra/ parses', () => {
 });
 
 describe('Kubernetes manifests', () => {
-  test('the expected kinds: Namespace, a generated ConfigMap, an example Secret, a migrate Job, three Deployments, the agent DaemonSet', () => {
+  test('the expected kinds: Namespace, a generated ConfigMap, the example URL and TLS Secrets, the bus-setup and migrate Jobs, three Deployments, the agent DaemonSet', () => {
     assert.equal(byKind('Namespace').length, 1);
     assert.deepEqual(kustomization.configMapGenerator.map((g: Manifest) => g.name), ['virtsync-config']);
-    assert.equal(byKind('Secret').length, 1);
-    assert.deepEqual(byKind('Job').map((job) => containerOf(job).args), [['migrate']]);
+    assert.deepEqual(byKind('Secret').map((secret) => secret.metadata.name).sort(), ['virtsync-tls', 'virtsync-urls']);
+    assert.deepEqual(byKind('Job').map((job) => containerOf(job).args), [['cli', 'bus', 'setup'], ['migrate']]);
     assert.deepEqual(byKind('Deployment').map((d) => containerOf(d).args[0]).sort(), ['audit-subscriber', 'state-writer', 'tick-producer']);
     assert.deepEqual(byKind('DaemonSet').map((d) => containerOf(d).args[0]), ['sync-agent']);
   });
@@ -103,7 +105,7 @@ describe('Kubernetes manifests', () => {
 
   test('every variable every service reads is set: ConfigMap, Secret, or the downward API', () => {
     const config = configData;
-    const secretKeys = Object.keys(byKind('Secret')[0].stringData);
+    const secretKeys = (name: string): string[] => Object.keys(byKind('Secret').find((secret) => secret.metadata.name === name)?.stringData ?? {});
     assert.equal(config.HTTP_PORT, String(HTTP_PORT), 'HTTP_PORT matches the probes');
     for (const workload of workloads()) {
       const container = containerOf(workload);
@@ -112,13 +114,48 @@ describe('Kubernetes manifests', () => {
       for (const variable of variablesOf(SERVICE_ENVIRONMENTS[service])) {
         const own = envNamed(container, variable);
         if (own?.valueFrom?.secretKeyRef !== undefined) {
-          assert.ok(secretKeys.includes(own.valueFrom.secretKeyRef.key), `${service}: ${variable} from a Secret key that exists`);
-        } else {
+          const { name, key } = own.valueFrom.secretKeyRef;
+          assert.ok(secretKeys(name).includes(key), `${service}: ${variable} from a Secret key that exists`);
+        } else if (!CERTIFICATE_LOGIN_ONLY.includes(variable) || service === 'sync-agent') {
           assert.ok(own !== undefined || variable in config, `${service}: ${variable} is set`);
         }
       }
-      for (const url of ['DATABASE_URL', 'AMQP_URL']) assert.ok(envNamed(container, url)?.valueFrom?.secretKeyRef, `${service}: ${url} comes from the Secret`);
+      // A URL with a password comes from a Secret; the agents' carry none (certificate logins).
+      for (const url of ['DATABASE_URL', 'AMQP_URL']) {
+        const own = envNamed(container, url);
+        assert.ok(own?.valueFrom?.secretKeyRef ?? new URL(own.value.replaceAll('$(AGENT_HOSTS)', 'h1')).password === '', `${service}: ${url}`);
+      }
     }
+  });
+
+  test('TLS everywhere: amqps:// URLs, CA files, BUS_TOPOLOGY=verify, the writer checks publishers', () => {
+    const config = configData;
+    assert.equal(config.AMQP_CA_FILE, '/etc/virtsync/tls/ca.crt');
+    assert.equal(config.DATABASE_CA_FILE, '/etc/virtsync/tls/ca.crt');
+    assert.equal(config.BUS_TOPOLOGY, 'verify');
+    assert.equal(config.WRITER_REQUIRE_PUBLISHER, 'true');
+    const urls = byKind('Secret').find((secret) => secret.metadata.name === 'virtsync-urls').stringData;
+    for (const [key, url] of Object.entries<string>(urls).filter(([key]) => key.startsWith('AMQP_URL'))) assert.match(url, /^amqps:\/\//, key);
+    for (const workload of [...workloads(), ...byKind('Job')]) {
+      const mounts = containerOf(workload).volumeMounts.map((mount: Manifest) => mount.mountPath);
+      assert.ok(mounts.includes('/etc/virtsync/tls'), `${workload.metadata.name} mounts the CA`);
+    }
+  });
+
+  test("per-host identity: each agent uses its own node's certificate, from the node, and no shared secret", () => {
+    const agent = byKind('DaemonSet')[0];
+    const container = containerOf(agent);
+    const pod = agent.spec.template.spec;
+    assert.equal(JSON.stringify(container.env).includes('secretKeyRef'), false, 'no Secret values in the agent');
+    const identity = pod.volumes.find((volume: Manifest) => volume.hostPath?.path === '/etc/virtsync/pki');
+    assert.ok(identity, "the node's own certificate directory");
+    const mount = container.volumeMounts.find((m: Manifest) => m.name === identity.name);
+    for (const variable of ['AMQP_CERT_FILE', 'AMQP_KEY_FILE', 'DATABASE_CERT_FILE', 'DATABASE_KEY_FILE']) {
+      assert.ok(envNamed(container, variable).value.startsWith(`${mount.mountPath}/`), variable);
+    }
+    const tls = pod.volumes.find((volume: Manifest) => volume.secret?.secretName === 'virtsync-tls');
+    assert.deepEqual(tls.secret.items.map((item: Manifest) => item.key), ['ca.crt'], 'only the CA from the shared Secret');
+    assert.match(envNamed(container, 'DATABASE_URL').value, /^postgres:\/\/agent%3A\$\(AGENT_HOSTS\)@/);
   });
 
   test('the kustomization lists every manifest but the example Secret (apply -k must not overwrite the real one)', () => {
@@ -142,10 +179,10 @@ describe('Kubernetes manifests', () => {
     }
   });
 
-  test('the migrate Job is named for the image tag it runs, so a new release applies as a new Job', () => {
-    const tag: string = kustomization.images[0].newTag;
-    assert.deepEqual(byKind('Job').map((job) => job.metadata.name), [`virtsync-migrate-${tag.replaceAll('.', '-')}`]);
-    assert.equal(containerOf(byKind('Job')[0]).envFrom, undefined, 'no reference to the hashed ConfigMap');
+  test('the Jobs are named for the image tag they run, so a new release applies as a new Job', () => {
+    const release = kustomization.images[0].newTag.replaceAll('.', '-');
+    assert.deepEqual(byKind('Job').map((job) => job.metadata.name), [`virtsync-bus-setup-${release}`, `virtsync-migrate-${release}`]);
+    for (const job of byKind('Job')) assert.equal(containerOf(job).envFrom, undefined, `${job.metadata.name}: no reference to the hashed ConfigMap`);
   });
 });
 
@@ -216,6 +253,21 @@ describe('image and systemd units start real entry points', () => {
       assert.equal(one('KillSignal'), 'SIGTERM');
       assert.ok(Number(one('TimeoutStopSec')) * 1000 > 10_000, 'TimeoutStopSec longer than the default SHUTDOWN_TIMEOUT_MS');
       assert.ok((directives.get('EnvironmentFile') ?? []).length > 0);
+      // TLS files arrive as systemd credentials; the CA verifies both servers.
+      const environment = directives.get('Environment') ?? [];
+      assert.ok((directives.get('LoadCredential') ?? []).includes('ca.crt:/etc/virtsync/tls/ca.crt'));
+      for (const variable of ['AMQP_CA_FILE', 'DATABASE_CA_FILE', 'AMQP_CERT_FILE', 'AMQP_KEY_FILE']) {
+        assert.ok(environment.some((line) => line.startsWith(`${variable}=%d/`)), `${variable} from the credentials directory`);
+      }
     });
   }
+
+  test("the agent's unit: its host's own certificate, no password in any URL", () => {
+    const unit = readFileSync(path.join(INFRA, 'systemd', 'virtsync-sync-agent.service'), 'utf8');
+    assert.match(unit, /^LoadCredential=host\.key:\/etc\/virtsync\/pki\/host\.key$/m);
+    assert.match(unit, /^Environment=AMQP_URL=amqps:\/\/[^@/]+\//m);
+    assert.match(unit, /^Environment=DATABASE_URL=postgres:\/\/agent%%3A%H@/m);
+    assert.match(unit, /^Environment=DATABASE_CERT_FILE=%d\/host\.crt$/m);
+    assert.doesNotMatch(readFileSync(path.join(INFRA, 'systemd', 'virtsync.env.example'), 'utf8'), /_URL=/);
+  });
 });

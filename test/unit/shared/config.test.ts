@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   auditSubscriberEnv,
   loadConfig,
@@ -8,6 +9,7 @@ import {
   tickProducerEnv,
   toolsEnv,
 } from '../../../shared/config.ts';
+import { brokerUrls } from '../../../shared/bus/broker-urls.ts';
 import { ConfigError } from '../../../shared/errors.ts';
 
 const COMMON_DEFAULTS = {
@@ -18,6 +20,9 @@ const COMMON_DEFAULTS = {
   databaseTimeoutMs: 30_000,
   breakerResetMs: 30_000,
   httpPort: 9464,
+  amqpTls: undefined,
+  databaseTls: undefined,
+  busTopology: 'declare',
 };
 
 /** Asserts a ConfigError whose message names every variable in `names`. */
@@ -52,6 +57,7 @@ describe('loadConfig: defaults', () => {
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
+      publishers: { required: false, fleet: [] },
       clockSkewWarnMs: 60_000,
       staleSkipsWarn: 10,
     });
@@ -75,6 +81,8 @@ describe('loadConfig: defaults', () => {
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
+      startupSync: true,
+      startupSyncWindowMs: 5_000,
       clockOffsetMs: 0,
     });
   });
@@ -139,6 +147,45 @@ describe('loadConfig: AGENT_HOSTS', () => {
   }
 });
 
+describe('loadConfig: TLS and identities', () => {
+  // Any file that exists stands in for a mounted CA, certificate or key.
+  const file = fileURLToPath(import.meta.url);
+
+  test('amqps:// with a CA, a client certificate and a database CA', () => {
+    const config = loadConfig(toolsEnv, {
+      AMQP_URL: 'amqps://broker.example/virtsync',
+      AMQP_CA_FILE: file,
+      AMQP_CERT_FILE: file,
+      AMQP_KEY_FILE: file,
+      DATABASE_CA_FILE: file,
+      BUS_TOPOLOGY: 'verify',
+    });
+    assert.deepEqual(config.amqpTls, { caFile: file, certFile: file, keyFile: file });
+    assert.deepEqual(config.databaseTls, { caFile: file, certFile: undefined, keyFile: undefined });
+    assert.equal(config.busTopology, 'verify');
+  });
+
+  const refused: { name: string; env: Record<string, string>; variable: string; says: RegExp }[] = [
+    { name: 'a CA with plain-text amqp://', env: { AMQP_URL: 'amqp://u:s3cret@broker/', AMQP_CA_FILE: file }, variable: 'AMQP_URL', says: /must be amqps:\/\/ \(TLS\)/ },
+    { name: 'amqps:// without a CA', env: { AMQP_URL: 'amqps://u:s3cret@broker/' }, variable: 'AMQP_CA_FILE', says: /CA to verify the broker/ },
+    { name: 'a certificate without its key', env: { DATABASE_CA_FILE: file, DATABASE_CERT_FILE: file }, variable: 'DATABASE_KEY_FILE', says: /go together/ },
+    { name: 'a client certificate without TLS', env: { DATABASE_CERT_FILE: file, DATABASE_KEY_FILE: file }, variable: 'DATABASE_CA_FILE', says: /needs TLS/ },
+    { name: 'a file that is not there', env: { DATABASE_CA_FILE: '/nonexistent/ca.crt' }, variable: 'DATABASE_CA_FILE', says: /no such file/ },
+  ];
+  for (const { name, env, variable, says } of refused) {
+    test(`${name} is refused, naming ${variable}, without quoting a password`, () => {
+      const message = assertConfigError(() => loadConfig(toolsEnv, env), [variable]);
+      assert.match(message, says);
+      assert.doesNotMatch(message, /s3cret/);
+    });
+  }
+
+  test('the writer: publisher checks on, with the simulator allowed to report on any host', () => {
+    const config = loadConfig(stateWriterEnv, { WRITER_REQUIRE_PUBLISHER: 'true', WRITER_FLEET_PUBLISHERS: 'virtsync-simulator, demo' });
+    assert.deepEqual(config.publishers, { required: true, fleet: ['virtsync-simulator', 'demo'] });
+  });
+});
+
 describe('loadConfig: bad values', () => {
   test('every bad variable is reported together in one ConfigError', () => {
     const message = assertConfigError(
@@ -168,6 +215,8 @@ describe('loadConfig: bad values', () => {
     { name: 'TICK_MAX_CYCLES', schema: tickProducerEnv, env: { TICK_MAX_CYCLES: '-1' } },
     { name: 'LOG_LEVEL', schema: toolsEnv, env: { LOG_LEVEL: 'INFO' } },
     { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: 'localhost' } },
+    { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: 'amqp://a:5672/,localhost' } },
+    { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: ' , ' } },
     { name: 'WRITER_BATCH_SIZE', schema: stateWriterEnv, env: { WRITER_BATCH_SIZE: 'many' } },
     { name: 'OUTBOX_POLL_MS', schema: stateWriterEnv, env: { OUTBOX_POLL_MS: '0.5' } },
     { name: 'AUDIT_BATCH_LINGER_MS', schema: auditSubscriberEnv, env: { AUDIT_BATCH_LINGER_MS: '-5' } },
@@ -178,4 +227,10 @@ describe('loadConfig: bad values', () => {
       assertConfigError(() => loadConfig(schema, env), [name]);
     });
   }
+});
+
+test('AMQP_URL takes a cluster\'s nodes comma-separated, kept as given for the bus connection to split', () => {
+  const urls = 'amqp://guest:guest@127.0.0.1:21001/v, amqp://guest:guest@127.0.0.1:21003/v';
+  assert.equal(loadConfig(toolsEnv, { AMQP_URL: urls }).amqpUrl, urls);
+  assert.deepEqual(brokerUrls(urls), ['amqp://guest:guest@127.0.0.1:21001/v', 'amqp://guest:guest@127.0.0.1:21003/v']);
 });

@@ -76,6 +76,8 @@ let agent: RunningService | undefined;
 let reportMessages: Message[];
 let unknownMessages: Message[];
 let rowsBefore: InstanceRow[];
+let startupReports: HostReport[] = [];
+let startupObservations: Array<{ observation: Observation; routingKey: string }> = [];
 
 before(async () => {
   database = await createTestDatabase();
@@ -116,8 +118,14 @@ before(async () => {
     LIBVIRT_URI: libvirt.uriTemplate,
     // A test:/// host is private to the process that opens it: a `virsh event` child could never see its changes.
     AGENT_LIFECYCLE_EVENTS: 'false',
+    AGENT_STARTUP_SYNC_WINDOW_MS: '0',
   });
   agent = await startService(syncAgent, { config, db: database.db, bus, log: testLogger });
+  // At start the agent looks at each of its hosts once, without a tick: kept for their own test, then set aside.
+  await waitFor('a startup sync of each host', () => reportsFor(null).length >= 2, { timeoutMs: 10_000 });
+  startupReports = reportsFor(null);
+  startupObservations = await takeObservations(1);
+  unknownMessages.splice(0);
 });
 
 after(async () => {
@@ -156,7 +164,7 @@ function parsedAll<S extends z.ZodType>(schema: S, messages: readonly Message[])
   });
 }
 
-function reportsFor(tickId: string): HostReport[] {
+function reportsFor(tickId: string | null): HostReport[] {
   return parsedAll(hostReportSchema, reportMessages).filter((report) => report.tickId === tickId);
 }
 
@@ -226,6 +234,20 @@ async function assertHostSynced(tick: Tick): Promise<void> {
     assert.ok(Date.parse(observation.observedAt) >= Date.parse(report.startedAt), 'observed during the sync');
   }
 }
+
+describe('at start, before any tick', () => {
+  test('the agent syncs each of its hosts once, as an on-demand sync without a tick id', () => {
+    const byHost = new Map(startupReports.map((report) => [report.host, report]));
+    assert.equal(startupReports.length, 2, 'one startup sync per host');
+    assert.deepEqual(
+      [byHost.get(host)?.outcome, byHost.get(host)?.trigger, byHost.get(host)?.published],
+      ['synced', 'manual', drifted.length + missing.length],
+    );
+    assert.equal(byHost.get(brokenHost)?.outcome, 'failed');
+    assert.equal(startupObservations.length, drifted.length + missing.length);
+    assert.ok(startupObservations.every(({ observation }) => observation.tickId === null && observation.host === host));
+  });
+});
 
 describe('a tick for a host with rows in sync, drifted, missing, and a domain no row knows', () => {
   const tick = newTick(host);

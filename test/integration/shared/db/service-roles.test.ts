@@ -1,6 +1,6 @@
 /**
  * Least privilege, checked by connecting as each service's role: agents only read
- * instances, only the writer updates them, the audit subscriber only appends to its trail.
+ * their own host's instances (row-level security), only the writer updates them, the audit subscriber only appends to its trail.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -32,11 +32,14 @@ type ServiceRole = (typeof SERVICE_ROLES)[number];
 let database: TestDatabase;
 const logins = new Map<ServiceRole, { user: string; url: string; client: pg.Client }>();
 const uuid = randomUUID();
+const otherHostsUuid = randomUUID();
 
 before(async () => {
   database = await createTestDatabase();
   await database.db.insertInto('compute_hosts').values({ host: 'h1' }).execute();
+  await database.db.insertInto('compute_hosts').values({ host: 'h2' }).execute();
   await database.db.insertInto('instances').values({ uuid, host: 'h1', power_state: 1, vm_state: 'active' }).execute();
+  await database.db.insertInto('instances').values({ uuid: otherHostsUuid, host: 'h2', power_state: 1, vm_state: 'active' }).execute();
   const admin = new pg.Client({ connectionString: database.url });
   await admin.connect();
   for (const role of SERVICE_ROLES) {
@@ -48,6 +51,8 @@ before(async () => {
     await client.connect();
     logins.set(role, { user, url: url.toString(), client });
   }
+  // The agent's login is h1's (what `virtsync hosts add h1` records).
+  await database.db.insertInto('agent_logins').values({ login: (logins.get('virtsync_agent') as { user: string }).user, host: 'h1' }).execute();
   await admin.end();
 });
 
@@ -83,8 +88,11 @@ const insertAudit = `insert into audit_log (event_id, instance_uuid, host, rule,
   values ($1, $2, 'h1', 'stopped', 'r', 1, 5, 'active', 'shutoff', $1, now(), now())`;
 
 describe('service roles', () => {
-  test('the agent reads instances and can change nothing', async () => {
+  test("the agent reads its own host's instances only and can change nothing", async () => {
     assert.equal((await as('virtsync_agent').query('select uuid from instances where host = $1', ['h1'])).rowCount, 1);
+    assert.deepEqual((await as('virtsync_agent').query('select uuid from instances')).rows, [{ uuid }]);
+    assert.equal((await as('virtsync_agent').query('select uuid from instances where host = $1', ['h2'])).rowCount, 0);
+    await denied('virtsync_agent', 'select * from agent_logins');
     await denied('virtsync_agent', updateInstance, [uuid]);
     await denied('virtsync_agent', insertAudit, [randomUUID(), uuid]);
     await denied('virtsync_agent', "insert into change_outbox (event_id, routing_key, payload) values (gen_random_uuid(), 'k', '{}')");
@@ -109,7 +117,7 @@ describe('service roles', () => {
   });
 
   test('the tick producer reads the host list, not instances', async () => {
-    assert.equal((await as('virtsync_tick_producer').query('select host from compute_hosts')).rowCount, 1);
+    assert.equal((await as('virtsync_tick_producer').query('select host from compute_hosts')).rowCount, 2);
     await denied('virtsync_tick_producer', 'select uuid from instances');
   });
 
@@ -140,6 +148,7 @@ describe('service roles', () => {
   });
 
   test('the reader role reads everything and writes nothing', async () => {
+    assert.equal((await as('virtsync_reader').query('select uuid from instances')).rowCount, 2);
     await as('virtsync_reader').query('select * from audit_log');
     await as('virtsync_reader').query('select * from host_sync_reports');
     await denied('virtsync_reader', updateInstance, [uuid]);

@@ -1,0 +1,79 @@
+/**
+ * Faults: the broker restarted under a running system, on a RabbitMQ node of the test's
+ * own (the machine's node is shared and never restarted), each fault in a vhost of its
+ * own on that node; the broker stays away 3 s after every service has noticed:
+ *  - broker-restart-app: `rabbitmqctl stop_app`, then `start_app` (the
+ *    Erlang VM stays up: what an operator does before a reconfiguration);
+ *  - broker-restart-node: `rabbitmqctl stop`, then the node started again (a restart
+ *    of the whole service, as a package upgrade or a reboot does).
+ * Both come at the first host report of a cycle, with observations in flight. Expected:
+ * every service reconnects by itself, every host is synced again, nothing lost or
+ * applied twice, nothing dead-lettered.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { waitFor } from '../../tools/wait-for.ts';
+import { createEngineVhost } from '../../tools/local-env/engines/engine-vhost.ts';
+import { removeLeftovers } from '../../tools/local-env/engines/engine-registry.ts';
+import { type RabbitNode, startRabbitNode } from '../../tools/local-env/engines/rabbitmq-node.ts';
+import type { FaultRig } from './harness/fault-rig.ts';
+import { describeRestartFault, type RestartFaultRun } from './harness/restart-fault.ts';
+
+let node: RabbitNode | undefined;
+
+before(
+  async () => {
+    removeLeftovers();
+    node = await startRabbitNode();
+  },
+  { timeout: 180_000 },
+);
+after(async () => {
+  await node?.remove();
+});
+
+const theNode = (): RabbitNode => {
+  if (node === undefined) throw new Error('the RabbitMQ node did not start');
+  return node;
+};
+
+const everyServiceLostTheBroker = (rig: FaultRig): Promise<void> =>
+  waitFor('every running service to notice', () => rig.processes.filter((p) => p.exit === undefined).every((p) => p.stats.brokerLost >= 1), {
+    timeoutMs: 30_000,
+  });
+
+const reconnectedAndClean = (run: () => RestartFaultRun): void => {
+  test('every service reconnected by itself; nothing dead-lettered, one change per drifted instance', () => {
+    const { rig, outcome } = run();
+    for (const p of rig.processes.filter((p) => p.service !== 'tick-producer')) {
+      assert.ok(p.stats.brokerLost >= 1, `${p.name} never lost the broker`);
+      assert.ok(p.stats.brokerConnects >= 2, `${p.name} connected ${p.stats.brokerConnects} times`);
+    }
+    assert.equal(outcome.figures.deadlettered, 0);
+    assert.equal(outcome.figures.committed, outcome.fleet.changesExpected);
+  });
+};
+
+describeRestartFault({
+  fault: 'broker-restart-app',
+  title: 'rabbitmqctl stop_app / start_app on the broker mid-cycle (a node of the test\'s own)',
+  rig: async () => ({ engines: { vhost: await createEngineVhost(theNode()) } }),
+  async away(rig) {
+    await theNode().stopApp();
+    await everyServiceLostTheBroker(rig);
+  },
+  back: () => theNode().startApp(),
+  tests: reconnectedAndClean,
+});
+
+describeRestartFault({
+  fault: 'broker-restart-node',
+  title: 'rabbitmqctl stop, node started again, mid-cycle (a node of the test\'s own)',
+  rig: async () => ({ engines: { vhost: await createEngineVhost(theNode()) } }),
+  async away(rig) {
+    await theNode().stop();
+    await everyServiceLostTheBroker(rig);
+  },
+  back: () => theNode().start(),
+  tests: reconnectedAndClean,
+});
