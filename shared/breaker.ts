@@ -19,7 +19,10 @@ export interface Breaker {
 }
 
 export function createBreaker(options: {
+  /** What it guards (`database`, `libvirt`): the metric's `breaker` label. */
   name: string;
+  /** The host whose dependency it guards, for a per-host breaker: the metric's `host` label. */
+  host?: string;
   dependency: DependencyError['dependency'];
   log: Logger;
   /** A call taking longer counts as failed (the call itself cannot be cancelled). */
@@ -29,6 +32,7 @@ export function createBreaker(options: {
   isHealthy?: (err: unknown) => boolean;
 }): Breaker {
   const log = options.log.child({ breaker: options.name });
+  const label = options.host === undefined ? options.name : `${options.name} ${options.host}`;
   const breaker = new CircuitBreaker((task: () => Promise<unknown>) => task(), {
     timeout: options.timeoutMs,
     resetTimeout: options.resetMs,
@@ -37,7 +41,7 @@ export function createBreaker(options: {
     rollingCountTimeout: 30_000,
     errorFilter: options.isHealthy,
   });
-  const gauge = breakerState.labels({ breaker: options.name });
+  const gauge = breakerState.labels({ breaker: options.name, host: options.host ?? '' });
   gauge.set(0);
   breaker.on('open', () => {
     gauge.set(2);
@@ -58,8 +62,8 @@ export function createBreaker(options: {
         return (await breaker.fire(task)) as T;
       } catch (err) {
         const code = errorCode(err);
-        if (code === 'EOPENBREAKER') throw new CircuitOpenError(options.dependency, `${options.name}: circuit open after repeated failures`, err);
-        if (code === 'ETIMEDOUT') throw new DependencyError(options.dependency, `${options.name}: no answer in ${options.timeoutMs} ms`, err);
+        if (code === 'EOPENBREAKER') throw new CircuitOpenError(options.dependency, `${label}: circuit open after repeated failures`, err);
+        if (code === 'ETIMEDOUT') throw new DependencyError(options.dependency, `${label}: no answer in ${options.timeoutMs} ms`, err);
         throw err;
       }
     },

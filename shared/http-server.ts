@@ -5,9 +5,9 @@
  * any fails).
  */
 import { createServer, type Server } from 'node:http';
-import type { Logger } from './logging.ts';
-import { metricsRegistry } from './metrics.ts';
+import type { Registry } from 'prom-client';
 import { coerceError } from './errors.ts';
+import type { Logger } from './logging.ts';
 
 /** A check's outcome: a plain flag, or a flag with the reason it fails. */
 export type ReadinessCheck = boolean | { ok: boolean; reason?: string };
@@ -32,7 +32,7 @@ export function readinessReport(checks: Record<string, ReadinessCheck>): { ready
   return { ready, body };
 }
 
-export async function startHttpServer(options: { port: number; checks: ReadinessChecks; log: Logger }): Promise<HttpServer> {
+export async function startHttpServer(options: { port: number; checks: ReadinessChecks; registry: Registry; log: Logger }): Promise<HttpServer> {
   const server: Server = createServer((request, response) => {
     const respond = (status: number, body: string, type = 'application/json'): void => {
       response.writeHead(status, { 'content-type': type });
@@ -46,8 +46,8 @@ export async function startHttpServer(options: { port: number; checks: Readiness
         return respond(ready ? 200 : 503, JSON.stringify(body));
       }
       case '/metrics':
-        metricsRegistry.metrics().then(
-          (text) => respond(200, text, metricsRegistry.contentType),
+        options.registry.metrics().then(
+          (text) => respond(200, text, options.registry.contentType),
           (err: unknown) => respond(500, JSON.stringify({ error: coerceError(err).message })),
         );
         return;

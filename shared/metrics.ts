@@ -1,20 +1,21 @@
 /**
- * Every Prometheus metric virtsync exposes, on one registry per process, served at
- * /metrics. Labels are bounded: rule, state, queue, trigger, outcome, breaker and host
- * (a production agent serves one host, the liveness gauges one series per host); never an instance.
+ * Every Prometheus metric virtsync's services update. They are created unregistered; each
+ * service serves only its own on a registry of its own (SERVICE_METRICS, used by
+ * metrics-registry.ts). Labels are bounded: rule, state, queue, trigger, outcome, kind,
+ * breaker; `host` only on gauges (one series per host at most, never on a histogram: the
+ * agent's breakers and watchers, the liveness gauges);
+ * never an instance.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Metric } from 'prom-client';
 
-export const metricsRegistry = new Registry();
-collectDefaultMetrics({ register: metricsRegistry, prefix: 'virtsync_process_' });
-
-const registers = [metricsRegistry];
+// Registered per service, not globally.
+const registers: [] = [];
 
 // Agent
 export const hostSyncDuration = new Histogram({
   name: 'virtsync_host_sync_duration_seconds',
   help: 'Duration of one host sync (rows read, libvirt read, observations published)',
-  labelNames: ['host', 'outcome'] as const,
+  labelNames: ['outcome'] as const,
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   registers,
 });
@@ -38,6 +39,12 @@ export const observationsPublished = new Counter({
   name: 'virtsync_observations_published_total',
   help: 'Observations published, by trigger (tick or lifecycle event)',
   labelNames: ['trigger'] as const,
+  registers,
+});
+export const lifecycleWatcherUp = new Gauge({
+  name: 'virtsync_lifecycle_watcher_up',
+  help: "1 while the host's libvirt lifecycle event watcher (virsh event) runs, 0 while it is restarting",
+  labelNames: ['host'] as const,
   registers,
 });
 export const tickLag = new Histogram({
@@ -114,6 +121,12 @@ export const writerCommitDuration = new Histogram({
   buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   registers,
 });
+export const unexpectedStops = new Counter({
+  name: 'virtsync_unexpected_stops_total',
+  help: 'Instances the cloud had running that stopped or crashed with no operation of the cloud in progress, committed (CloudStack\'s "stopped unexpectedly")',
+  labelNames: ['power_state'] as const,
+  registers,
+});
 export const agentClockOffset = new Gauge({
   name: 'virtsync_agent_clock_offset_seconds',
   help: "An agent's stamp minus the writer's clock at commit, newest per observing host (negative: behind, or observations delayed); shown, never used to order",
@@ -129,8 +142,8 @@ export const outboxBacklog = new Gauge({
 // Everyone
 export const breakerState = new Gauge({
   name: 'virtsync_breaker_state',
-  help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open',
-  labelNames: ['breaker'] as const,
+  help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open. host is empty for breakers that are not a host\'s',
+  labelNames: ['breaker', 'host'] as const,
   registers,
 });
 export const brokerConnections = new Counter({
@@ -143,3 +156,25 @@ export const brokerDisconnects = new Counter({
   help: 'Broker connections lost',
   registers,
 });
+
+const CONSUMER_METRICS = [messagesConsumed, messagesDeadLettered];
+const CONNECTION_METRICS = [breakerState, brokerConnections, brokerDisconnects];
+
+/** What each service serves besides the process metrics and virtsync_build_info. */
+export const SERVICE_METRICS: Readonly<Record<'tick-producer' | 'sync-agent' | 'state-writer' | 'audit-subscriber', readonly Metric[]>> = {
+  // Every producer, leader or standby, exports the liveness gauges.
+  'tick-producer': [ticksPublished, isLeader, hostLastSuccessfulSync, hostsByLiveness, reportPathSilent, ...CONNECTION_METRICS],
+  'sync-agent': [
+    hostSyncDuration,
+    instancesCompared,
+    discrepanciesFound,
+    countMismatches,
+    observationsPublished,
+    lifecycleWatcherUp,
+    tickLag,
+    ...CONSUMER_METRICS,
+    ...CONNECTION_METRICS,
+  ],
+  'state-writer': [writerDecisions, changesCommitted, unexpectedStops, agentClockOffset, deadLetterQueueMessages, writerBatchSize, writerCommitDuration, outboxBacklog, ...CONSUMER_METRICS, ...CONNECTION_METRICS],
+  'audit-subscriber': [...CONSUMER_METRICS, ...CONNECTION_METRICS],
+};

@@ -14,6 +14,7 @@
  * the connections it used close last.
  */
 import type { Kysely } from 'kysely';
+import { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { type Breaker, createDatabaseBreaker } from './breaker.ts';
 import { brokerHealth, type BusConnection, connectBus } from './bus/connect.ts';
@@ -26,6 +27,7 @@ import { startDatabaseProbe } from './db/readiness-probe.ts';
 import { coerceError, ConfigError } from './errors.ts';
 import { type ReadinessChecks, startHttpServer } from './http-server.ts';
 import { createLogger, type Logger } from './logging.ts';
+import { createServiceRegistry } from './metrics-registry.ts';
 
 export type Closer = () => Promise<void> | void;
 
@@ -42,6 +44,8 @@ export interface ServiceKit<C extends CommonConfig> {
   dbBreaker: Breaker;
   /** Registers a step of the service's stop; steps run in reverse order of registration. */
   defer(closer: Closer): void;
+  /** The service's own registry, served at /metrics: a service may add gauges read at scrape time. */
+  metrics: Registry;
 }
 
 /** What a service's `start` may hand back. */
@@ -96,7 +100,7 @@ export function createClosers(): { defer(closer: Closer): void; close(): Promise
  */
 export async function startService<S extends z.ZodType<CommonConfig>>(
   definition: ServiceDefinition<S>,
-  deps: { config: Readonly<z.output<S>>; log: Logger; db: Kysely<Database>; bus: BusConnection },
+  deps: { config: Readonly<z.output<S>>; log: Logger; db: Kysely<Database>; bus: BusConnection; metrics?: Registry },
 ): Promise<RunningService> {
   const { config, db, bus } = deps;
   const log = deps.log.child({ component: definition.name });
@@ -109,7 +113,9 @@ export async function startService<S extends z.ZodType<CommonConfig>>(
 
   let hooks: ServiceHooks | void;
   try {
-    hooks = await definition.start({ config, log, db, bus, publisher, dbBreaker, defer: closers.defer });
+    // Composed without a process (tests, benchmarks), nothing serves the registry.
+    const metrics = deps.metrics ?? new Registry();
+    hooks = await definition.start({ config, log, db, bus, publisher, dbBreaker, defer: closers.defer, metrics });
   } catch (err) {
     await closers.close();
     throw err;
@@ -148,9 +154,10 @@ export async function runService<S extends z.ZodType<CommonConfig>>(definition: 
     connections.defer(() => db.destroy());
     const bus = connectBus({ url: config.amqpUrl, name: `virtsync ${definition.name}`, log });
     connections.defer(() => bus.close());
-    service = await startService(definition, { config, log, db, bus });
+    const metrics = createServiceRegistry(definition.name);
+    service = await startService(definition, { config, log, db, bus, metrics });
     const checks = service.checks;
-    http = await startHttpServer({ port: config.httpPort, log, checks: () => ({ ...checks(), running: !stopping }) });
+    http = await startHttpServer({ port: config.httpPort, log, registry: metrics, checks: () => ({ ...checks(), running: !stopping }) });
   } catch (err) {
     log.fatal({ err: coerceError(err) }, 'service failed to start');
     process.exit(1);

@@ -8,16 +8,16 @@ command="${1:-help}"
 
 case "$command" in
   tick-producer | sync-agent | state-writer | audit-subscriber)
-    exec node --import tsx "services/$command/main.ts" "$@"
+    exec node "dist/services/$command/main.js" "$@"
     ;;
   migrate | fleet)
-    exec node --import tsx tools/cli/main.ts "$command" "$@"
+    exec node dist/tools/cli/main.js "$command" "$@"
     ;;
   demo)
-    exec node --import tsx tools/demo/main.ts "$@"
+    exec node dist/tools/demo/main.js "$@"
     ;;
   cli | virtsync)
-    exec node --import tsx tools/cli/main.ts "$@"
+    exec node dist/tools/cli/main.js "$@"
     ;;
   help | --help | -h)
     echo "usage: <image> tick-producer | sync-agent | state-writer | audit-subscriber | migrate | fleet [options] | demo [options] | cli <command> [options]"

@@ -16,7 +16,10 @@ for _ in $(seq 1 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; 
 rabbitmq-plugins -q enable rabbitmq_management >/dev/null
 
 for _ in $(seq 1 60); do
-  pg_isready -q -h 127.0.0.1 -p 5432 && curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null && exit 0
+  if pg_isready -q -h 127.0.0.1 -p 5432 && curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null; then
+    echo "services: PostgreSQL 127.0.0.1:5432 and RabbitMQ 127.0.0.1:5672 (management API :15672) are up"
+    exit 0
+  fi
   sleep 1
 done
 echo "services: PostgreSQL or RabbitMQ management did not come up in 60 s" >&2

@@ -6,10 +6,11 @@
 import type { StateWriterConfig } from '../../shared/config.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { HostObservations } from '../../shared/messages/observation.ts';
-import { agentClockOffset, changesCommitted, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
+import { agentClockOffset, changesCommitted, unexpectedStops, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
 import { powerStateKey } from '../../shared/power-state.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
 import type { BatchResult } from './apply-observations.ts';
+import { isUnexpectedStop } from './unexpected-stop.ts';
 
 /** How often one host's skew is logged at warn, at most. */
 const SKEW_WARN_EVERY_MS = 5 * 60_000;
@@ -51,8 +52,13 @@ export function createBatchLog(config: Pick<StateWriterConfig, 'clockSkewWarnMs'
     writerBatchSize.observe(observations);
     writerCommitDuration.observe(durationMs / 1000);
     for (const [rule, count] of Object.entries(result.outcomes)) writerDecisions.inc({ rule }, count);
-    for (const change of result.changes) changesCommitted.inc({ power_state: powerStateKey(change.after.powerState) });
     for (const change of result.changes) {
+      changesCommitted.inc({ power_state: powerStateKey(change.after.powerState) });
+      if (isUnexpectedStop(change)) {
+        unexpectedStops.inc({ power_state: powerStateKey(change.after.powerState) });
+        // The fleet's news, not virtsync's trouble: the alert (VirtsyncInstancesStoppedUnexpectedly) is how operators hear of it.
+        log.info({ instanceUuid: change.instanceUuid, host: change.host, powerState: powerStateKey(change.after.powerState) }, 'instance stopped unexpectedly');
+      }
       if (change.rule === 'missing') {
         log.warn({ instanceUuid: change.instanceUuid, host: change.host }, 'instance in the database but unknown to the hypervisor, power state set to NOSTATE');
       }

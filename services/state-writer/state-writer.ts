@@ -3,6 +3,7 @@
  * events out through the outbox relay.
  */
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
+import { registerQueueDepthGauge } from '../../shared/bus/queue-depth-gauge.ts';
 import { startDeadLetterWatch } from '../../shared/bus/dead-letter-watch.ts';
 import { Queue } from '../../shared/bus/topology.ts';
 import { stateWriterEnv } from '../../shared/config.ts';
@@ -10,12 +11,13 @@ import { hostObservationsSchema, observationsOf } from '../../shared/messages/ob
 import { defineService } from '../../shared/service-runner.ts';
 import { applyObservations } from './apply-observations.ts';
 import { createBatchLog } from './batch-log.ts';
+import { registerInstanceStateGauge } from './instance-state-gauge.ts';
 import { startOutboxRelay } from './outbox-relay.ts';
 
 export const stateWriter = defineService({
   name: 'state-writer',
   env: stateWriterEnv,
-  async start({ config, log, db, bus, publisher, dbBreaker, defer }) {
+  async start({ config, log, db, bus, publisher, dbBreaker, defer, metrics }) {
     const batchLog = createBatchLog(config, log);
     const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, retentionMs: config.outboxRetentionMs, log });
     defer(() => relay.stop());
@@ -41,6 +43,9 @@ export const stateWriter = defineService({
       },
     });
     defer(() => consumer.stop());
+    // Read at scrape time: the fleet by state, and the observations waiting for a writer.
+    registerInstanceStateGauge({ registry: metrics, db, log });
+    registerQueueDepthGauge({ registry: metrics, channel: publisher, queues: [Queue.stateWriter], log });
     log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
     return { checks: () => ({ writes: consumer.health() }) };
   },

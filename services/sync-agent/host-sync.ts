@@ -162,7 +162,7 @@ export function createHostSync(deps: {
 }
 
 function recordHostMetrics(report: HostReport): void {
-  hostSyncDuration.observe({ host: report.host, outcome: report.outcome }, report.durationMs / 1000);
+  hostSyncDuration.observe({ outcome: report.outcome }, report.durationMs / 1000);
   if (report.outcome !== 'synced') return;
   instancesCompared.inc(report.compared);
   discrepanciesFound.inc({ kind: 'drifted' }, report.drifted);

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../shared/logging.ts';
+import { lifecycleWatcherUp } from '../../shared/metrics.ts';
 import { type LifecycleEvent, parseVirshEventLine } from './virsh-event-line.ts';
 
 const MAX_BACKOFF_MS = 30_000;
@@ -18,6 +19,7 @@ export interface LifecycleWatcher {
 }
 
 export function startLifecycleWatcher(options: {
+  host: string;
   uri: string;
   log: Logger;
   onEvent: (event: LifecycleEvent) => void;
@@ -32,6 +34,7 @@ export function startLifecycleWatcher(options: {
   let backoffMs = 500;
   let restartTimer: NodeJS.Timeout | undefined;
   let restarts = 0;
+  const up = lifecycleWatcherUp.labels({ host: options.host });
 
   const start = (): void => {
     const startedAt = Date.now();
@@ -47,6 +50,7 @@ export function startLifecycleWatcher(options: {
         if (child === proc && !stopped) options.onReconnected?.();
       }, RECONNECTED_AFTER_MS);
     }
+    up.set(1);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const event = parseVirshEventLine(line);
       if (event !== null) options.onEvent(event);
@@ -58,6 +62,7 @@ export function startLifecycleWatcher(options: {
     proc.once('error', (err) => log.warn({ err }, 'could not start virsh event watcher'));
     proc.once('close', (code, signal) => {
       child = undefined;
+      up.set(0);
       if (stopped) return;
       if (Date.now() - startedAt > HEALTHY_RUN_MS) backoffMs = 500;
       log.warn({ code, signal, stderr: stderr.trim(), restartInMs: backoffMs }, 'lifecycle event watcher exited, restarting');

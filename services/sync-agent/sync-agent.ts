@@ -136,7 +136,7 @@ export const syncAgent = defineService({
 
 function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logger): ServedHost {
   const reader = createLibvirtReader({ uri, log });
-  const breaker = createBreaker({ name: `libvirt ${host}`, dependency: 'hypervisor', log, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
+  const breaker = createBreaker({ name: 'libvirt', host, dependency: 'hypervisor', log, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
   return {
     breaker,
     reader: {
@@ -151,6 +151,6 @@ function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logg
 function watchLifecycle(host: string, deps: { uri: string; debounceMs: number; events: EventCoalescer; onReconnected: () => void; log: Logger; defer: (closer: Closer) => void }): void {
   const debouncer = createDebouncer(deps.debounceMs, (domainName) => deps.events.push(host, domainName));
   deps.defer(() => debouncer.clear());
-  const watcher = startLifecycleWatcher({ uri: deps.uri, log: deps.log, onEvent: (event) => debouncer.push(event.domainName), onReconnected: deps.onReconnected });
+  const watcher = startLifecycleWatcher({ host, uri: deps.uri, log: deps.log, onEvent: (event) => debouncer.push(event.domainName), onReconnected: deps.onReconnected });
   deps.defer(() => watcher.stop());
 }

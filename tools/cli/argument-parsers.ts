@@ -52,3 +52,13 @@ export function parseRatio(value: string): number {
   if (value.trim() === '' || !(ratio >= 0 && ratio <= 1)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a number from 0 to 1.`);
   return ratio;
 }
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration with its unit (`90s`, `20m`, `2h`; a bare number is seconds), in milliseconds. */
+export function parseDurationMs(value: string): number {
+  const match = /^\s*(\d+)\s*(ms|s|m|min|h|d)?\s*$/.exec(value);
+  const amount = Number(match?.[1]);
+  if (match === null || !(amount > 0)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration: a whole number with a unit, e.g. 90s, 20m, 2h (a bare number is seconds).`);
+  return amount * (DURATION_UNITS_MS[match[2] ?? 's'] ?? 1_000);
+}

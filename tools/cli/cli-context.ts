@@ -11,7 +11,8 @@ import { type CommonConfig, loadConfig, toolsEnv } from '../../shared/config.ts'
 import { createDatabase } from '../../shared/db/connect.ts';
 import type { Database } from '../../shared/db/database.ts';
 import type { Logger } from '../../shared/logging.ts';
-import { describeTarget, reasonOf, UnreachableError } from './cli-errors.ts';
+import { describeTarget } from './cli-errors.ts';
+import { brokerConnectFailure, databaseConnectFailure } from './connect-failure.ts';
 import { createCliLogger } from './cli-logger.ts';
 import { coerceError } from '../../shared/errors.ts';
 
@@ -56,7 +57,7 @@ export function createCliContext(options: { env: Record<string, string | undefin
       } catch (err) {
         // Not awaited: a pool still trying to connect may not end promptly, and the process is about to exit.
         void candidate.destroy().catch(() => undefined);
-        throw new UnreachableError('database', describeTarget(url), reasonOf(err), err);
+        throw databaseConnectFailure(describeTarget(url), err);
       }
       db = candidate;
       return db;
@@ -69,7 +70,7 @@ export function createCliContext(options: { env: Record<string, string | undefin
         await firstConnect(candidate, CONNECT_TIMEOUT_MS);
       } catch (err) {
         await candidate.close().catch(() => undefined);
-        throw new UnreachableError('broker', describeTarget(url), reasonOf(err), err);
+        throw brokerConnectFailure(describeTarget(url), url, err);
       }
       bus = candidate;
       return bus;

@@ -1,7 +1,7 @@
 /**
  * What can go wrong in a CLI run, and the exit code a script sees for it:
  * 0 done, 1 failed (or found nothing), 2 bad arguments or configuration,
- * 3 a service (database, broker) could not be reached.
+ * 3 a service (database, broker) could not be reached, 4 it refused the login.
  */
 import { CommanderError } from 'commander';
 import { ConfigError, errorCode } from '../../shared/errors.ts';
@@ -11,6 +11,7 @@ export const ExitCode = {
   failed: 1,
   usage: 2,
   unreachable: 3,
+  refused: 4,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -23,6 +24,11 @@ export class UsageError extends Error {
 /** The command ran and the answer is "no" (e.g. no history for that instance). */
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
+}
+
+/** The command ran and what it checked failed (a host sync that failed or timed out). */
+export class FailedError extends Error {
+  override readonly name = 'FailedError';
 }
 
 /** The command ran and found something wrong (`status --problems`); it printed what. */
@@ -47,10 +53,22 @@ export class UnreachableError extends Error {
   }
 }
 
+/** A service answered and refused us: login, role, password, database or vhost. */
+export class RefusedError extends Error {
+  override readonly name = 'RefusedError';
+  readonly service: 'database' | 'broker';
+
+  constructor(service: RefusedError['service'], target: string, reason: string, cause?: unknown) {
+    super(`the ${service} at ${target} refused the connection: ${reason}`, { cause });
+    this.service = service;
+  }
+}
+
 export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   if (err instanceof UsageError || err instanceof ConfigError) return ExitCode.usage;
   if (err instanceof UnreachableError) return ExitCode.unreachable;
+  if (err instanceof RefusedError) return ExitCode.refused;
   return ExitCode.failed;
 }
 

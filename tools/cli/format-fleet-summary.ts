@@ -1,16 +1,15 @@
 /** `virtsync status` for a person: totals, states, then one line per host. */
 import type { FleetSummary, HostSummary } from './fleet-summary.ts';
-import { formatAge, formatNumber as n, renderTable } from './text-table.ts';
+import { formatAge, formatDuration, formatNumber as n, renderTable } from './text-table.ts';
 
 export function formatFleetSummary(summary: FleetSummary): string {
   const { hosts, instances } = summary;
-  const overdueMinutes = Math.round(summary.overdueAfterMs / 60_000);
   const powerRows = Object.entries(instances.byPowerState).filter(([, count]) => count > 0);
   const vmRows = Object.entries(instances.byVmState).filter(([, count]) => count > 0);
   const lines = [
     `virtsync fleet status at ${summary.generatedAt}`,
     '',
-    `hosts      ${n(hosts.registered)} registered, ${n(hosts.enabled)} enabled, ${n(hosts.overdue)} overdue (no successful sync in ${overdueMinutes} min), ${n(hosts.failing)} failing, ${n(hosts.unreachable)} unreachable`,
+    `hosts      ${n(hosts.registered)} registered, ${n(hosts.enabled)} enabled, ${n(hosts.overdue)} overdue (no successful sync in ${formatDuration(summary.overdueAfterMs)}), ${n(hosts.failing)} failing, ${n(hosts.unreachable)} unreachable`,
     `instances  ${n(instances.live)} live, ${n(instances.softDeleted)} soft-deleted`,
   ];
   for (const component of summary.pipeline.filter((c) => c.state !== 'ok')) {

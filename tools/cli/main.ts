@@ -6,16 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError, errorCode } from '../../shared/errors.ts';
-import { createCliContext } from './cli-context.ts';
-import { ExitCode, exitCodeFor, NotFoundError, ProblemsFoundError, reasonOf, UnreachableError, UsageError } from './cli-errors.ts';
-import { registerDlqCommand } from './dlq-command.ts';
-import { registerFleetCommand } from './fleet-command.ts';
-import { registerHistoryCommand } from './history-command.ts';
-import { registerMigrateCommand } from './migrate-command.ts';
-import { registerPoliciesCommand } from './policies-command.ts';
-import { registerStatusCommand } from './status-command.ts';
-import { registerSyncCommand } from './sync-command.ts';
-import { registerTailCommand } from './tail-command.ts';
+import type { CliContext } from './cli-context.ts';
+import { ExitCode, exitCodeFor, FailedError, NotFoundError, ProblemsFoundError, reasonOf, RefusedError, UnreachableError, UsageError } from './cli-errors.ts';
+import { chosenCommand, COMMANDS } from './command-catalog.ts';
 
 const EXIT_CODES = `
 Environment:
@@ -26,7 +19,8 @@ Exit codes:
   0  done
   1  failed, or nothing found (history of an unknown instance)
   2  bad arguments or configuration
-  3  the database or the broker could not be reached`;
+  3  the database or the broker could not be reached
+  4  the database or the broker refused the login (user, password, role, database, vhost)`;
 
 const program = new Command('virtsync')
   .description('keeps the instances table in sync with libvirt: look at the fleet, trigger syncs, follow changes')
@@ -37,20 +31,25 @@ const program = new Command('virtsync')
   .showHelpAfterError('(add --help for usage)')
   .addHelpText('after', EXIT_CODES);
 
-const context = createCliContext({ env: process.env, verbose: () => program.opts<{ verbose?: boolean }>().verbose === true });
 let commandName = 'virtsync';
 program.hook('preAction', (_program, actionCommand) => {
-  commandName = `virtsync ${actionCommand.name()}`;
+  // `virtsync hosts disable`, not `virtsync disable`.
+  const names: string[] = [];
+  for (let command: Command | null = actionCommand; command?.parent != null; command = command.parent) names.unshift(command.name());
+  commandName = `virtsync ${names.join(' ')}`;
 });
 
-registerStatusCommand(program, context);
-registerSyncCommand(program, context);
-registerTailCommand(program, context);
-registerHistoryCommand(program, context);
-registerMigrateCommand(program, context);
-registerFleetCommand(program, context);
-registerDlqCommand(program, context);
-registerPoliciesCommand(program, context);
+// Only the chosen command is loaded with its clients; the others are listed for --help.
+const chosen = chosenCommand(process.argv.slice(2));
+let context: CliContext | undefined;
+if (chosen === undefined) {
+  for (const entry of COMMANDS) program.command(entry.name).summary(entry.summary);
+} else {
+  const { createCliContext } = await import('./cli-context.ts');
+  context = createCliContext({ env: process.env, verbose: () => program.opts<{ verbose?: boolean }>().verbose === true });
+  (await chosen.load())(program, context);
+  program.commands.find((command) => command.name() === chosen.name)?.summary(chosen.summary);
+}
 
 let exitCode: number = ExitCode.ok;
 try {
@@ -61,7 +60,7 @@ try {
   if (!(err instanceof CommanderError)) process.stderr.write(`${commandName}: ${describeFailure(err)}\n`);
   if (program.opts<{ verbose?: boolean }>().verbose === true && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
 } finally {
-  await context.close().catch((err: unknown) => process.stderr.write(`${commandName}: closing connections failed: ${reasonOf(err)}\n`));
+  await context?.close().catch((err: unknown) => process.stderr.write(`${commandName}: closing connections failed: ${reasonOf(err)}\n`));
 }
 process.exitCode = exitCode;
 // A pool still trying to reach an unreachable server must not keep a script waiting.
@@ -69,7 +68,7 @@ setTimeout(() => process.exit(exitCode), 2_000).unref();
 
 /** One line: what failed and, for an unexpected error, its first cause; a hint where there is an obvious one. */
 function describeFailure(err: unknown): string {
-  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof ProblemsFoundError || err instanceof UnreachableError) return err.message;
+  if (err instanceof UsageError || err instanceof NotFoundError || err instanceof FailedError || err instanceof ProblemsFoundError || err instanceof UnreachableError || err instanceof RefusedError) return err.message;
   // Names every bad variable, one per line.
   if (err instanceof ConfigError) return err.message;
   if (!(err instanceof Error)) return reasonOf(err);

@@ -1,19 +1,28 @@
 /**
- * `virtsync sync <host>…`: an immediate tick per host, as the tick producer would
- * publish it but with trigger `manual` and cycle 0, through a confirm channel, so the
- * command returns only once the broker holds every tick.
+ * `virtsync sync <host>…`: an immediate tick per host (manual-ticks.ts). With --wait it
+ * then waits for each host's report and prints the outcome, exiting 1 if a host failed,
+ * was skipped (breaker open) or did not report in time.
  */
-import { randomUUID } from 'node:crypto';
 import { Argument, type Command } from 'commander';
-import { createPublisher, publishJson } from '../../shared/bus/publisher.ts';
-import { declareCoreTopology, declareTickQueue, Exchange, tickQueue } from '../../shared/bus/topology.ts';
+import { tickQueue } from '../../shared/bus/topology.ts';
 import { listRegisteredHosts } from '../../shared/db/fleet-status.ts';
-import { encodeMessage } from '../../shared/messages/codec.ts';
-import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
-import { type Tick, tickSchema } from '../../shared/messages/tick.ts';
-import { collectHostName } from './argument-parsers.ts';
+import type { HostReport } from '../../shared/messages/host-report.ts';
+import type { Tick } from '../../shared/messages/tick.ts';
+import { collectHostName, wholeNumber } from './argument-parsers.ts';
 import type { CliContext } from './cli-context.ts';
-import { UsageError } from './cli-errors.ts';
+import { FailedError, UsageError } from './cli-errors.ts';
+import { publishManualTicks } from './manual-ticks.ts';
+import { listenForReports } from './report-listener.ts';
+import { renderTable } from './text-table.ts';
+
+const DEFAULT_WAIT_TIMEOUT_S = 60;
+
+interface SyncOptions {
+  force?: boolean;
+  json?: boolean;
+  wait?: boolean;
+  timeout: number;
+}
 
 export function registerSyncCommand(program: Command, context: CliContext): void {
   program
@@ -21,38 +30,52 @@ export function registerSyncCommand(program: Command, context: CliContext): void
     .description("publish an immediate tick for each host: the host's agent syncs it now instead of at its next slot")
     .addArgument(new Argument('<host...>', 'compute host names, as in compute_hosts').argParser(collectHostName))
     .option('--force', 'publish even for hosts with no compute_hosts row (skips the database check)')
-    .option('--json', 'print the published ticks as JSON')
-    .action(async (hosts: string[], options: { force?: boolean; json?: boolean }) => {
+    .option('--wait', "wait for each host's report and print the outcome; exit 1 if a host failed or did not report in time")
+    .option('--timeout <seconds>', 'with --wait: how long to wait for the reports, in seconds', wholeNumber(1), DEFAULT_WAIT_TIMEOUT_S)
+    .option('--json', 'print the published ticks (with --wait: the outcomes) as JSON')
+    .action(async (hosts: string[], options: SyncOptions) => {
       const unique = [...new Set(hosts)];
       if (options.force !== true) await checkRegistered(context, unique);
-
-      const bus = await context.bus();
-      const publisher = createPublisher(bus, {
-        name: 'cli.sync',
-        log: context.log(),
-        setup: async (channel) => {
-          await declareCoreTopology(channel);
-          // The queue must exist before the tick is routed, or the tick is dropped.
-          for (const host of unique) await declareTickQueue(channel, host);
-        },
-      });
-      const setupFailed = new Promise<never>((_resolve, reject) => {
-        publisher.once('error', (err: unknown) => reject(new Error('could not declare the tick queues', { cause: err })));
-      });
-      const published: Tick[] = [];
+      const listener = options.wait === true ? await listenForReports(context, unique, { unknownDomains: false }) : undefined;
       try {
-        await Promise.race([publisher.waitForConnect(), setupFailed]);
-        for (const host of unique) {
-          const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt: new Date().toISOString(), trigger: 'manual' };
-          await publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' });
-          published.push(tick);
-          if (options.json !== true) context.print(`tick ${tick.tickId} published for ${host} (queue ${tickQueue(host)})`);
+        const ticks = await publishManualTicks(context, unique, (tick) => {
+          if (options.json !== true) context.print(`tick ${tick.tickId} published for ${tick.host} (queue ${tickQueue(tick.host)})`);
+        });
+        if (listener === undefined) {
+          if (options.json === true) context.print(JSON.stringify(ticks, null, 2));
+          return;
         }
+        if (options.json !== true) context.note(`waiting up to ${options.timeout} s for ${ticks.length === 1 ? 'the report' : `${ticks.length} reports`}`);
+        const outcomes = [...(await listener.waitForReports(ticks, options.timeout * 1000))].map(([tick, report]) => outcomeOf(tick, report));
+        context.print(options.json === true ? JSON.stringify(outcomes, null, 2) : formatOutcomes(outcomes));
+        const bad = outcomes.filter((outcome) => outcome.outcome !== 'synced');
+        if (bad.length > 0) throw new FailedError(`${bad.length} of ${outcomes.length} hosts did not sync: ${bad.map((o) => `${o.host} (${o.outcome})`).join(', ')}`);
       } finally {
-        await publisher.close();
+        await listener?.close();
       }
-      if (options.json === true) context.print(JSON.stringify(published, null, 2));
     });
+}
+
+export interface SyncOutcome {
+  host: string;
+  tickId: string;
+  outcome: HostReport['outcome'] | 'timed-out';
+  error: string | null;
+  report: HostReport | null;
+}
+
+function outcomeOf(tick: Tick, report: HostReport | undefined): SyncOutcome {
+  if (report === undefined) return { host: tick.host, tickId: tick.tickId, outcome: 'timed-out', error: 'no report before the deadline', report: null };
+  return { host: tick.host, tickId: tick.tickId, outcome: report.outcome, error: report.error, report };
+}
+
+function formatOutcomes(outcomes: readonly SyncOutcome[]): string {
+  const rows = outcomes.map(({ host, outcome, error, report }) =>
+    report === null || outcome !== 'synced'
+      ? [host, outcome, '-', '-', '-', '-', '-', error ?? '']
+      : [host, outcome, report.compared, report.drifted, report.missing, report.unknown, `${Math.round(report.durationMs)} ms`, ''],
+  );
+  return renderTable(['HOST', 'OUTCOME', 'COMPARED', 'DRIFTED', 'MISSING', 'UNKNOWN', 'DURATION', 'ERROR'], rows);
 }
 
 /** A typo would otherwise declare a durable tick queue that no agent ever consumes. */

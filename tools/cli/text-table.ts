@@ -27,6 +27,14 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+/** "90 s", "20 min", "2 h", "1.5 h": a length of time with its unit. */
+export function formatDuration(ms: number): string {
+  const seconds = ms / 1000;
+  if (seconds < 120) return `${Number(seconds.toFixed(1))} s`;
+  if (seconds < 7_200) return `${Number((seconds / 60).toFixed(1))} min`;
+  return `${Number((seconds / 3_600).toFixed(1))} h`;
+}
+
 /** "35 s ago", "12 min ago", "3 h ago", "2 d ago". */
 export function formatAge(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000));

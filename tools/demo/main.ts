@@ -103,6 +103,10 @@ try {
       })();
   console.log(formatSummary(summary));
   console.log(`\nservice logs: ${logDir}`);
+  // The result stays in the database: say how to look at it with the CLI, without printing a password.
+  const shownUrl = new URL(databaseUrl);
+  if (shownUrl.password !== '') shownUrl.password = 'PASSWORD';
+  console.log(`look at the result: DATABASE_URL='${shownUrl.href}' npm run cli -- status   (or npx virtsync status after npm run build)`);
   process.exitCode = summary.ok ? 0 : 1;
 } catch (err) {
   console.error(`demo failed: ${coerceError(err).message}\nservice logs: ${logDir}`);

@@ -11,6 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { parseJsonLine } from '../json-line.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// Compiled (dist/tools/demo/*.js, as in the image) the services are compiled beside it;
+// from source (tsx) they are TypeScript.
+const COMPILED = import.meta.url.endsWith('.js');
+
+function serviceArguments(service: ServiceName): string[] {
+  return COMPILED ? [path.join(ROOT, 'services', service, 'main.js')] : ['--import', 'tsx', path.join(ROOT, 'services', service, 'main.ts')];
+}
 
 export type ServiceName = 'tick-producer' | 'sync-agent' | 'state-writer' | 'audit-subscriber';
 
@@ -37,7 +44,7 @@ export function startServiceProcess(options: {
 }): ServiceProcess {
   const name = options.instance === undefined ? options.service : `${options.service}-${options.instance}`;
   const logFile = path.join(options.logDir, `${name}.log`);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'services', options.service, 'main.ts')], {
+  const child: ChildProcess = spawn(process.execPath, serviceArguments(options.service), {
     cwd: ROOT,
     // The child needs PATH and friends; its own settings come from options.env. Several
     // services share this machine, so each takes a free HTTP port unless told otherwise.

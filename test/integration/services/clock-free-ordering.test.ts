@@ -17,6 +17,7 @@ import { parseMessage } from '../../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../../shared/messages/fields.ts';
 import { hostReportSchema } from '../../../shared/messages/host-report.ts';
 import type { HostObservations } from '../../../shared/messages/observation.ts';
+import { agentClockOffset, writerDecisions } from '../../../shared/metrics.ts';
 import { type PowerState, PowerState as State } from '../../../shared/power-state.ts';
 import { type RunningService, startService } from '../../../shared/service-runner.ts';
 import { auditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
@@ -171,10 +172,9 @@ async function changesOf(uuid: string): Promise<Array<{ rule: string; after_powe
 }
 
 async function decisions(rule: string): Promise<number> {
-  // The writer's own metric, from the registry every in-process service shares in this test.
-  const { metricsRegistry } = await import('../../../shared/metrics.ts');
-  const metric = (await metricsRegistry.getMetricsAsJSON()).find((m) => m.name === 'virtsync_writer_decisions_total');
-  return metric?.values.filter((value) => value.labels.rule === rule).reduce((sum, value) => sum + value.value, 0) ?? 0;
+  // The writer's own metric, which every in-process service shares in this test.
+  const metric = await writerDecisions.get();
+  return metric.values.filter((value) => value.labels.rule === rule).reduce((sum, value) => sum + value.value, 0);
 }
 
 describe('(a) an agent clock an hour off the writer\'s changes nothing that is written', () => {
@@ -198,8 +198,7 @@ describe('(a) an agent clock an hour off the writer\'s changes nothing that is w
 
       assert.deepEqual(await rowOf(uuid), { host, power_state: State.SHUTOFF, vm_state: 'shutoff' });
       assert.deepEqual((await changesOf(uuid)).map((c) => c.after_power_state), [State.PAUSED, State.RUNNING, State.SHUTOFF]);
-      const { metricsRegistry } = await import('../../../shared/metrics.ts');
-      const offset = (await metricsRegistry.getSingleMetric('virtsync_agent_clock_offset_seconds')?.get())?.values.find((v) => v.labels.host === host);
+      const offset = (await agentClockOffset.get()).values.find((v) => v.labels.host === host);
       assert.ok(offset !== undefined && Math.abs(offset.value * 1000 - offsetMs) < 60_000, `measured offset ${offset?.value} s`);
       await assertAuditMatchesCommitted();
     });

@@ -112,16 +112,35 @@ describe('metrics after a cycle', () => {
     assert.equal(metric(agent, 'virtsync_instances_compared_total'), drifted.length + inSync.length);
     assert.equal(metric(agent, 'virtsync_discrepancies_found_total{kind="drifted"}'), drifted.length);
     assert.equal(metric(agent, 'virtsync_observations_published_total{trigger="tick"}'), drifted.length);
-    assert.equal(metric(agent, `virtsync_host_sync_duration_seconds_count{host="${host}",outcome="synced"}`), 1);
-    assert.equal(metric(agent, `virtsync_breaker_state{breaker="libvirt ${host}"}`), 0);
+    // No host label on a histogram: a fleet of agents would multiply its buckets by the hosts.
+    assert.equal(metric(agent, 'virtsync_host_sync_duration_seconds_count{outcome="synced"}'), 1);
+    assert.equal(metric(agent, `virtsync_breaker_state{breaker="libvirt",host="${host}"}`), 0);
 
     const writer = (await get('writer', '/metrics')).body;
     assert.equal(metric(writer, 'virtsync_writer_decisions_total{rule="stopped"}'), drifted.length);
     assert.equal(metric(writer, 'virtsync_changes_committed_total{power_state="shutoff"}'), drifted.length);
     // The host's drift travels as one message.
     assert.equal(metric(writer, `virtsync_messages_consumed_total{queue="${Queue.stateWriter}"}`), 1);
-    assert.equal(metric(writer, 'virtsync_breaker_state{breaker="database"}'), 0);
+    assert.equal(metric(writer, 'virtsync_breaker_state{breaker="database",host=""}'), 0);
     assert.ok((metric(writer, 'virtsync_writer_batch_size_count') ?? 0) >= 1);
+    // RUNNING rows of ACTIVE instances found shut off, no operation of the cloud in progress.
+    assert.equal(metric(writer, 'virtsync_unexpected_stops_total{power_state="shutoff"}'), drifted.length);
+    assert.equal(metric(writer, 'virtsync_instances{power_state="shutoff",vm_state="shutoff"}'), drifted.length);
+    assert.equal(metric(writer, 'virtsync_instances{power_state="running",vm_state="active"}'), inSync.length);
+    assert.equal(metric(writer, `virtsync_queue_messages{queue="${Queue.stateWriter}"}`), 0);
+  });
+
+  test('each service serves its own metrics, the standard process metrics and its build', async () => {
+    const agent = (await get('agent', '/metrics')).body;
+    const writer = (await get('writer', '/metrics')).body;
+    for (const [service, text] of [['sync-agent', agent], ['state-writer', writer]] as const) {
+      assert.match(text, /^process_cpu_seconds_total /m, service);
+      assert.match(text, /^nodejs_heap_size_used_bytes /m, service);
+      assert.doesNotMatch(text, /^virtsync_process_/m, service);
+      assert.match(text, new RegExp(`^virtsync_build_info\\{version="[^"]+",service="${service}",nodejs_version="v[^"]+"\\} 1$`, 'm'));
+    }
+    assert.doesNotMatch(writer, /virtsync_tick_producer_leader|virtsync_host_sync_duration_seconds|virtsync_ticks_published_total/);
+    assert.doesNotMatch(agent, /virtsync_tick_producer_leader|virtsync_writer_|virtsync_outbox_backlog/);
   });
 });
 

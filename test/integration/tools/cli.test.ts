@@ -68,11 +68,11 @@ describe('help', () => {
   test('the program lists every command and the exit codes', async () => {
     const result = await runCli(['--help'], env);
     assert.equal(result.code, 0, result.stderr);
-    for (const command of ['status', 'sync', 'tail', 'history', 'migrate', 'fleet']) assert.match(result.stdout, new RegExp(`\\n  ${command}\\b`));
+    for (const command of ['status', 'hosts', 'unknown', 'sync', 'tail', 'history', 'migrate', 'fleet']) assert.match(result.stdout, new RegExp(`\\n  ${command}\\b`));
     assert.match(result.stdout, /Exit codes:/);
   });
 
-  for (const command of ['status', 'sync', 'tail', 'history', 'migrate', 'fleet']) {
+  for (const command of ['status', 'hosts', 'unknown', 'sync', 'tail', 'history', 'migrate', 'fleet']) {
     test(`${command} --help`, async () => {
       const result = await runCli([command, '--help'], env);
       assert.equal(result.code, 0, result.stderr);

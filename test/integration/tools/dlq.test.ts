@@ -15,7 +15,7 @@ import { createPublisher, type Publisher } from '../../../shared/bus/publisher.t
 import { declareCoreTopology, Exchange, observationRoutingKey, Queue } from '../../../shared/bus/topology.ts';
 import { createLogger } from '../../../shared/logging.ts';
 import { changeEventSchema } from '../../../shared/messages/change-event.ts';
-import { metricsRegistry } from '../../../shared/metrics.ts';
+import { deadLetterQueueMessages } from '../../../shared/metrics.ts';
 import { type HostObservations } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
@@ -164,7 +164,7 @@ test('the dead-letter watch exports the queue depth the broker reports and logs 
     const depth = (await channel.checkQueue(Queue.deadLetter)).messageCount;
     assert.ok(depth > 0);
     assert.equal(await watch.check(), depth);
-    assert.match(await metricsRegistry.getSingleMetricAsString('virtsync_dead_letter_queue_messages'), new RegExp(`virtsync_dead_letter_queue_messages ${depth}\\b`));
+    assert.match((await deadLetterQueueMessages.get()).values.map((v) => `virtsync_dead_letter_queue_messages ${v.value}`).join('\n'), new RegExp(`virtsync_dead_letter_queue_messages ${depth}\\b`));
     channel.publish(Exchange.deadLetter, '', Buffer.from('{}'), { persistent: true });
     await waitFor('the new dead letter seen', async () => (await watch.check()) === depth + 1, { timeoutMs: 10_000 });
     const warnings = lines.map((line) => JSON.parse(line) as { msg: string; messages?: number; added?: number });

@@ -40,6 +40,15 @@ type Manifest = any;
 const yamlFiles = filesUnder(INFRA, ['.yaml', '.yml']);
 const k8sDocuments: Manifest[] = filesUnder(path.join(INFRA, 'k8s'), ['.yaml', '.yml']).flatMap(loadYaml);
 const byKind = (kind: string): Manifest[] => k8sDocuments.filter((doc) => doc?.kind === kind);
+const kustomization: Manifest = loadYaml(path.join(INFRA, 'k8s/kustomization.yaml'))[0];
+/** The generated ConfigMap's data: config.env's KEY=value lines (comments skipped). */
+const configData: Record<string, string> = Object.fromEntries(
+  readFileSync(path.join(INFRA, 'k8s', kustomization.configMapGenerator[0].envs[0]), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+);
+const podSpecs = (): Manifest[] => [...byKind('Deployment'), ...byKind('DaemonSet'), ...byKind('Job')].map((w) => w.spec.template.spec);
 const workloads = (): Manifest[] => [...byKind('Deployment'), ...byKind('DaemonSet')];
 const containerOf = (workload: Manifest): Manifest => workload.spec.template.spec.containers[0];
 const envNamed = (container: Manifest, name: string): Manifest => (container.env ?? []).find((entry: Manifest) => entry.name === name);
@@ -55,9 +64,9 @@ describe('every YAML file under infra/ parses', () => {
 });
 
 describe('Kubernetes manifests', () => {
-  test('the expected kinds: Namespace, ConfigMap, Secret, a migrate Job, three Deployments, the agent DaemonSet', () => {
+  test('the expected kinds: Namespace, a generated ConfigMap, an example Secret, a migrate Job, three Deployments, the agent DaemonSet', () => {
     assert.equal(byKind('Namespace').length, 1);
-    assert.equal(byKind('ConfigMap').length, 1);
+    assert.deepEqual(kustomization.configMapGenerator.map((g: Manifest) => g.name), ['virtsync-config']);
     assert.equal(byKind('Secret').length, 1);
     assert.deepEqual(byKind('Job').map((job) => containerOf(job).args), [['migrate']]);
     assert.deepEqual(byKind('Deployment').map((d) => containerOf(d).args[0]).sort(), ['audit-subscriber', 'state-writer', 'tick-producer']);
@@ -93,13 +102,13 @@ describe('Kubernetes manifests', () => {
   });
 
   test('every variable every service reads is set: ConfigMap, Secret, or the downward API', () => {
-    const config = byKind('ConfigMap')[0].data;
+    const config = configData;
     const secretKeys = Object.keys(byKind('Secret')[0].stringData);
     assert.equal(config.HTTP_PORT, String(HTTP_PORT), 'HTTP_PORT matches the probes');
     for (const workload of workloads()) {
       const container = containerOf(workload);
       const service = container.args[0] as keyof typeof SERVICE_ENVIRONMENTS;
-      assert.ok(container.envFrom.some((source: Manifest) => source.configMapRef?.name === byKind('ConfigMap')[0].metadata.name), service);
+      assert.ok(container.envFrom.some((source: Manifest) => source.configMapRef?.name === kustomization.configMapGenerator[0].name), service);
       for (const variable of variablesOf(SERVICE_ENVIRONMENTS[service])) {
         const own = envNamed(container, variable);
         if (own?.valueFrom?.secretKeyRef !== undefined) {
@@ -112,10 +121,31 @@ describe('Kubernetes manifests', () => {
     }
   });
 
-  test('the kustomization lists every manifest', () => {
-    const kustomization = byKind('Kustomization')[0];
-    const manifests = readdirSync(path.join(INFRA, 'k8s')).filter((name) => name.endsWith('.yaml') && name !== 'kustomization.yaml');
+  test('the kustomization lists every manifest but the example Secret (apply -k must not overwrite the real one)', () => {
+    const manifests = readdirSync(path.join(INFRA, 'k8s')).filter((name) => name.endsWith('.yaml') && name !== 'kustomization.yaml' && !name.endsWith('.example.yaml'));
     assert.deepEqual([...kustomization.resources].sort(), manifests.sort());
+    assert.ok(!kustomization.resources.some((name: string) => name.startsWith('secret')));
+  });
+
+  test('every pod: no service account token, the runtime default seccomp profile', () => {
+    for (const pod of podSpecs()) {
+      assert.equal(pod.automountServiceAccountToken, false);
+      assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    }
+  });
+
+  test('every Deployment has a PodDisruptionBudget selecting its pods', () => {
+    for (const deployment of byKind('Deployment')) {
+      const labels = deployment.spec.template.metadata.labels;
+      const budget = byKind('PodDisruptionBudget').find((pdb) => Object.entries(pdb.spec.selector.matchLabels).every(([k, v]) => labels[k] === v));
+      assert.ok(budget, deployment.metadata.name);
+    }
+  });
+
+  test('the migrate Job is named for the image tag it runs, so a new release applies as a new Job', () => {
+    const tag: string = kustomization.images[0].newTag;
+    assert.deepEqual(byKind('Job').map((job) => job.metadata.name), [`virtsync-migrate-${tag.replaceAll('.', '-')}`]);
+    assert.equal(containerOf(byKind('Job')[0]).envFrom, undefined, 'no reference to the hashed ConfigMap');
   });
 });
 
@@ -159,13 +189,16 @@ describe('image and systemd units start real entry points', () => {
     assert.match(dockerfile, /libvirt-dev/);
     assert.match(dockerfile, /pkg-config/);
     assert.match(dockerfile, /npm ci/);
+    assert.match(dockerfile, /npm run build/);
     assert.match(dockerfile, /ENTRYPOINT .*entrypoint\.sh/);
   });
 
   test('the entrypoint accepts every process compose and Kubernetes ask for', () => {
     const labels = new Set([...entrypoint.matchAll(/^\s*([a-z| -]+)\)\s*$/gm)].flatMap((match) => (match[1] ?? '').split('|').map((s) => s.trim())));
     for (const process of [...SERVICES, 'migrate', 'fleet', 'demo', 'cli']) assert.ok(labels.has(process), `entrypoint handles ${process}`);
-    assert.match(entrypoint, /exec node --import tsx "services\/\$command\/main\.ts"/);
+    // Compiled JavaScript: `npm run build` writes dist/services/<name>/main.js from each main.ts.
+    assert.match(entrypoint, /exec node "dist\/services\/\$command\/main\.js"/);
+    assert.doesNotMatch(entrypoint, /tsx/);
     for (const service of SERVICES) assert.ok(existsSync(path.join(ROOT, 'services', service, 'main.ts')));
   });
 
@@ -178,7 +211,7 @@ describe('image and systemd units start real entry points', () => {
         if (match?.[1] !== undefined) directives.set(match[1], [...(directives.get(match[1]) ?? []), match[2] ?? '']);
       }
       const one = (key: string): string | undefined => directives.get(key)?.[0];
-      assert.match(one('ExecStart') ?? '', new RegExp(`services/${service}/main\\.ts$`));
+      assert.equal(one('ExecStart'), `/usr/bin/node dist/services/${service}/main.js`);
       assert.equal(one('Restart'), 'on-failure');
       assert.equal(one('KillSignal'), 'SIGTERM');
       assert.ok(Number(one('TimeoutStopSec')) * 1000 > 10_000, 'TimeoutStopSec longer than the default SHUTDOWN_TIMEOUT_MS');

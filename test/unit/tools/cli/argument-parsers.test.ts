@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidArgumentError } from 'commander';
 import { PowerState } from '../../../../shared/power-state.ts';
-import { collectHostName, parseInstanceUuid, parsePowerStateKey, parseRatio, wholeNumber } from '../../../../tools/cli/argument-parsers.ts';
+import { collectHostName, parseDurationMs, parseInstanceUuid, parsePowerStateKey, parseRatio, wholeNumber } from '../../../../tools/cli/argument-parsers.ts';
 import { changeBindingPattern } from '../../../../tools/cli/tail-command.ts';
 
 const accepted: Array<[string, () => unknown, unknown]> = [
@@ -12,6 +12,9 @@ const accepted: Array<[string, () => unknown, unknown]> = [
   ['an upper-case UUID, lower-cased', () => parseInstanceUuid('5190A7EA-6FB9-449D-8E50-627BD1968930'), '5190a7ea-6fb9-449d-8e50-627bd1968930'],
   ['a whole number in range', () => wholeNumber(1, 10)('10'), 10],
   ['a ratio', () => parseRatio('0.25'), 0.25],
+  ['a duration in minutes', () => parseDurationMs('20m'), 1_200_000],
+  ['a duration in hours', () => parseDurationMs('2h'), 7_200_000],
+  ['a bare number of seconds', () => parseDurationMs('90'), 90_000],
 ];
 for (const [name, parse, expected] of accepted) {
   test(`accepts ${name}`, () => assert.deepEqual(parse(), expected));
@@ -27,6 +30,8 @@ const refused: Array<[string, () => unknown]> = [
   ['a fraction', () => wholeNumber(0)('1.5')],
   ['an empty number', () => wholeNumber(0)('')],
   ['a ratio above 1', () => parseRatio('1.5')],
+  ['a duration with an unknown unit', () => parseDurationMs('20 fortnights')],
+  ['a zero duration', () => parseDurationMs('0s')],
 ];
 for (const [name, parse] of refused) {
   test(`refuses ${name}`, () => assert.throws(parse, InvalidArgumentError));

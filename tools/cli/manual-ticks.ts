@@ -1,0 +1,45 @@
+/**
+ * Publishes an immediate tick per host, as the tick producer would but with trigger
+ * `manual` and cycle 0, through a confirm channel: it returns once the broker holds every
+ * tick. A tick queue no agent consumes is named on stderr: the tick waits there until the
+ * host's agent starts.
+ */
+import { randomUUID } from 'node:crypto';
+import { createPublisher, publishJson } from '../../shared/bus/publisher.ts';
+import { declareCoreTopology, declareTickQueue, Exchange, tickQueue } from '../../shared/bus/topology.ts';
+import { encodeMessage } from '../../shared/messages/codec.ts';
+import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
+import { type Tick, tickSchema } from '../../shared/messages/tick.ts';
+import type { CliContext } from './cli-context.ts';
+
+export async function publishManualTicks(context: CliContext, hosts: readonly string[], onPublished: (tick: Tick) => void = () => undefined): Promise<Tick[]> {
+  const publisher = createPublisher(await context.bus(), {
+    name: 'cli.sync',
+    log: context.log(),
+    setup: async (channel) => {
+      await declareCoreTopology(channel);
+      // The queue must exist before the tick is routed, or the tick is dropped.
+      for (const host of hosts) await declareTickQueue(channel, host);
+    },
+  });
+  const setupFailed = new Promise<never>((_resolve, reject) => {
+    publisher.once('error', (err: unknown) => reject(new Error('could not declare the tick queues', { cause: err })));
+  });
+  const published: Tick[] = [];
+  try {
+    await Promise.race([publisher.waitForConnect(), setupFailed]);
+    for (const host of hosts) {
+      const { consumerCount } = await publisher.checkQueue(tickQueue(host));
+      if (consumerCount === 0) context.note(`warning: no agent consumes ${tickQueue(host)}: the tick waits there until ${host}'s agent runs`);
+    }
+    for (const host of hosts) {
+      const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt: new Date().toISOString(), trigger: 'manual' };
+      await publishJson(publisher, Exchange.ticks, host, encodeMessage(tickSchema, tick), { messageId: tick.tickId, type: 'tick' });
+      published.push(tick);
+      onPublished(tick);
+    }
+  } finally {
+    await publisher.close();
+  }
+  return published;
+}
