@@ -12,8 +12,11 @@ import { brokerUrls } from './bus/broker-urls.ts';
 const positiveInt = z.coerce.number().int().positive();
 
 /** A URL of one of these schemes: an http:// AMQP_URL is a configuration error, not a broker that cannot be reached. */
-function hasScheme(value: string, schemes: readonly string[]): boolean {
-  return URL.canParse(value) && schemes.includes(new URL(value).protocol);
+function urlWithScheme(schemes: readonly string[]) {
+  return z
+    .string()
+    .url()
+    .refine((value) => !URL.canParse(value) || schemes.includes(new URL(value).protocol), `must start with ${schemes.map((scheme) => `${scheme}//`).join(' or ')}`);
 }
 
 /** A file the operator mounts (a CA, a certificate, a key): it must exist when the service starts. */
@@ -31,17 +34,13 @@ function tlsFiles(caFile: string | undefined, certFile: string | undefined, keyF
 }
 
 const commonEnv = z.object({
-  DATABASE_URL: z
-    .string()
-    .url()
-    .default('postgres://postgres@127.0.0.1:5432/virtsync')
-    .refine((value) => hasScheme(value, ['postgres:', 'postgresql:']), 'must start with postgres:// or postgresql://'),
+  DATABASE_URL: urlWithScheme(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/virtsync'),
   /** One broker URL, or every node of a cluster comma-separated: a connection tries them in turn (shared/bus/connect.ts). */
   AMQP_URL: z
     .string()
     .default('amqp://guest:guest@127.0.0.1:5672/')
     .refine((value) => brokerUrls(value).length > 0 && brokerUrls(value).every((url) => URL.canParse(url)), 'must be a URL or a comma-separated list of URLs')
-    .refine((value) => brokerUrls(value).every((url) => !URL.canParse(url) || hasScheme(url, ['amqp:', 'amqps:'])), 'must start with amqp:// or amqps://'),
+    .refine((value) => brokerUrls(value).every((url) => !URL.canParse(url) || ['amqp:', 'amqps:'].includes(new URL(url).protocol)), 'must start with amqp:// or amqps://'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a graceful shutdown may take before the process exits non-zero. */
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
