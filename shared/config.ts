@@ -217,7 +217,7 @@ export const stateWriterEnv = commonEnv
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
     outboxPollMs: env.OUTBOX_POLL_MS,
     outboxRetentionMs: env.OUTBOX_RETENTION_MS,
-    publishers: { required: env.WRITER_REQUIRE_PUBLISHER, fleet: env.WRITER_FLEET_PUBLISHERS as readonly string[] },
+    publishers: { required: env.WRITER_REQUIRE_PUBLISHER, fleet: env.WRITER_FLEET_PUBLISHERS },
   }));
 
 export const auditSubscriberEnv = commonEnv

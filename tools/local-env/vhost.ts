@@ -3,7 +3,11 @@
  * (.ci/run enables the plugin), deleted afterwards with everything in it.
  */
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { loadConfig, toolsEnv } from '../../shared/config.ts';
+
+/** The part of the management API's connection list we use. */
+const connectionListSchema = z.array(z.object({ name: z.string() }));
 
 const MANAGEMENT_URL = 'http://127.0.0.1:15672/api';
 
@@ -38,7 +42,7 @@ export async function createTestVhost(): Promise<TestVhost> {
     name,
     amqpUrl: base.toString(),
     async closeConnections() {
-      const connections = (await management('GET', `/vhosts/${name}/connections`, auth)) as Array<{ name: string }>;
+      const connections = connectionListSchema.parse(await management('GET', `/vhosts/${name}/connections`, auth));
       for (const connection of connections) {
         await management('DELETE', `/connections/${encodeURIComponent(connection.name)}`, auth).catch(() => undefined);
       }
