@@ -15,8 +15,10 @@ const STATEMENTS = [
    )`,
   // SECURITY DEFINER so agents need no privilege on agent_logins (the fleet's host list is not
   // theirs to read). Inside it current_user is the owner, so the caller's login is an argument.
+  // Its search_path is pinned to the migration's (virtsync's schema, public or not), so a
+  // caller's search_path cannot redirect it.
   `create function agent_host(login name) returns text
-     language sql stable security definer set search_path = public
+     language sql stable security definer set search_path from current
      as $$ select host from agent_logins where agent_logins.login = agent_host.login $$`,
   'revoke all on function agent_host(name) from public',
   'grant execute on function agent_host(name) to virtsync_agent',
