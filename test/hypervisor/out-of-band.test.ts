@@ -31,6 +31,10 @@ const CASES: Case[] = [
     act: (lane, i) => lane.hosts.virsh(i.host, 'destroy', i.name),
     expected: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
     rules: ['stopped'],
+    // Seen once in a CI rehearsal on the event path: a look committed another stopped state
+    // first (SHUTDOWN or CRASHED, which the seed also treats as stopped), a later look SHUTOFF;
+    // the row ended SHUTOFF/shutoff. Which transient state it was is not yet known.
+    orRules: ['stopped', 'power-only'],
   },
   {
     name: 'suspend',
