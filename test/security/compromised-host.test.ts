@@ -197,7 +197,8 @@ describe('a compromised compute host can lie only about itself', () => {
   test('plain-text PostgreSQL to the TLS-only cluster: refused with a clear error', async () => {
     const { DATABASE_CA_FILE: _ca, ...withoutTls } = rig.operatorEnv;
     const result = await rig.cli(['migrate'], withoutTls);
-    const refused = result.code === 3 && /TLS connections only/.test(result.stderr);
+    // The server refused the login (exit 4, refused), and says why: TLS only.
+    const refused = result.code === 4 && /TLS connections only/.test(result.stderr);
     report('plaintext-postgres', refused, result.stderr.trim().split('\n')[0] ?? '');
     assert.ok(refused, result.stderr);
   });

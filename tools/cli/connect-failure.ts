@@ -13,11 +13,12 @@ const REFUSED_SQLSTATES: Record<string, string> = {
   '42501': 'the user may not connect to this database',
 };
 
-/** `hint`: what else may be wrong when the server cannot be reached (e.g. TLS on one side only). */
+/** `unreachableHint`: what else may be wrong (e.g. TLS on one side only), said instead of the generic advice. */
 export function databaseConnectFailure(target: string, err: unknown, unreachableHint?: string): Error {
   const code = sqlState(err);
-  const hint = code === undefined ? undefined : REFUSED_SQLSTATES[code];
-  if (hint !== undefined) return new RefusedError('database', target, `${reasonOf(err)} (${hint})`, err);
+  const refusedHint = code === undefined ? undefined : REFUSED_SQLSTATES[code];
+  // A login refused for want of TLS says so rather than "check the user".
+  if (refusedHint !== undefined) return new RefusedError('database', target, `${reasonOf(err)} (${unreachableHint ?? refusedHint})`, err);
   return new UnreachableError('database', target, withHint(reasonOf(err), unreachableHint), err);
 }
 
