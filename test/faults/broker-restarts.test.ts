@@ -42,6 +42,14 @@ const everyServiceLostTheBroker = (rig: FaultRig): Promise<void> =>
     timeoutMs: 30_000,
   });
 
+/** Every service that lost the broker connects again by itself (one whose work was done before the restart may take longer than the cycle). */
+const everyServiceReconnected = (rig: FaultRig): Promise<void> =>
+  waitFor(
+    'every running service to reconnect',
+    () => rig.processes.filter((p) => p.exit === undefined).every((p) => p.stats.brokerConnects > p.stats.brokerLost),
+    { timeoutMs: 60_000 },
+  );
+
 const reconnectedAndClean = (run: () => RestartFaultRun): void => {
   test('every service reconnected by itself; nothing dead-lettered, one change per drifted instance', () => {
     const { rig, outcome } = run();
@@ -62,7 +70,10 @@ describeRestartFault({
     await theNode().stopApp();
     await everyServiceLostTheBroker(rig);
   },
-  back: () => theNode().startApp(),
+  async back(rig) {
+    await theNode().startApp();
+    await everyServiceReconnected(rig);
+  },
   tests: reconnectedAndClean,
 });
 
@@ -74,6 +85,9 @@ describeRestartFault({
     await theNode().stop();
     await everyServiceLostTheBroker(rig);
   },
-  back: () => theNode().start(),
+  async back(rig) {
+    await theNode().start();
+    await everyServiceReconnected(rig);
+  },
   tests: reconnectedAndClean,
 });
