@@ -19,6 +19,7 @@ import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
+import { changeEventFor } from '../../helpers/change-events.ts';
 
 const suffix = randomBytes(3).toString('hex');
 /** Dotted on purpose: a topic routing key carries it as one word, dots as `_`. */
@@ -55,19 +56,7 @@ after(async () => {
 });
 
 function changeEvent(overrides: Partial<ChangeEvent> = {}): ChangeEvent {
-  return {
-    schemaVersion: 1,
-    eventId: randomUUID(),
-    instanceUuid: randomUUID(),
-    host,
-    rule: 'stopped',
-    before: { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE },
-    after: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
-    observationId: randomUUID(),
-    observedAt: new Date(Date.now() - 1_000).toISOString(),
-    committedAt: new Date().toISOString(),
-    ...overrides,
-  };
+  return changeEventFor(host, overrides);
 }
 
 const STATE_WORDS: Record<PowerState, string> = {
