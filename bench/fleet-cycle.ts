@@ -138,7 +138,8 @@ await runBench(
         startBenchService(context, {
           service: 'sync-agent',
           instance: String(i + 1),
-          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_HOST_CONCURRENCY: String(HOST_CONCURRENCY) },
+          // No start-up sync: it would commit the drift before the first tick the cycle is timed from.
+          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false', AGENT_HOST_CONCURRENCY: String(HOST_CONCURRENCY) },
           logDir: LOG_DIR,
         }),
       ),
@@ -277,6 +278,9 @@ await runBench(
     context.result('fleet-cycle-s', warm.cycleMs / 1000, 's');
     context.result('fleet-cycle-cold-s', cold.cycleMs / 1000, 's');
     context.result('fleet-cycle-burst-s', burst.cycleMs / 1000, 's');
+    // The cost of a cycle whatever the machine's speed: CPU of every process of the median warm run.
+    const warmCpu = warm.cpu.rows.reduce((sum, row) => sum + row.cpuSeconds, 0);
+    context.result('fleet-cycle-cpu-s', warmCpu, `CPU-s (${warm.cpu.rows.map((row) => `${row.name} ${fmt(row.cpuSeconds, 2)}`).join(', ')})`);
     for (const [name, m] of peaks) context.result(`fleet-peak-rss-${name.replace(/[^a-z0-9-]/gi, '-')}-mib`, m.peakMiB, 'MiB');
 
     if (args['skip-baseline']) return;

@@ -130,7 +130,8 @@ async function fleetPoint(
     { exchange: Exchange.reports, pattern: 'report.#' },
   ]);
   const env = { DATABASE_URL: options.databaseUrl, AMQP_URL: amqpUrl };
-  const agentConfig = loadConfig(syncAgentEnv, { ...env, AGENT_HOSTS: plan.hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(dir), AGENT_LIFECYCLE_EVENTS: 'false' });
+  // No start-up sync: it would commit the drift before the tick burst the cycle is timed from.
+  const agentConfig = loadConfig(syncAgentEnv, { ...env, AGENT_HOSTS: plan.hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(dir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false' });
   const writerConfig = loadConfig(stateWriterEnv, env);
   const agentDb = createDatabase({ url: options.databaseUrl, log: benchLogger, maxConnections: agentDatabaseConnections(agentConfig) });
   const writerDb = createDatabase({ url: options.databaseUrl, log: benchLogger });
