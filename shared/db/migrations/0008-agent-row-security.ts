@@ -25,7 +25,7 @@ const STATEMENTS = [
   'alter table instances enable row level security',
   // The sub-select makes the host an InitPlan, looked up once per query rather than once per row
   // (a SECURITY DEFINER function is never inlined): calling it per row doubled a 100-row host's
-  // read (bench:agent-row-security, docs/security.md).
+  // read (bench:agent-database-reach, docs/security.md).
   'create policy instances_agent_own_host on instances for select to virtsync_agent using (host = (select agent_host(current_user)))',
   // Row security concerns agents only: any other role (the services', an operator's, one granted
   // directly) sees and changes rows as its grants allow. Looked up once per query (sub-select).
