@@ -19,9 +19,9 @@ import { parseArgs } from 'node:util';
 import amqplib, { type ChannelModel } from 'amqplib';
 import pg from 'pg';
 import { PowerState } from '../shared/power-state.ts';
-import { createTestCertificates } from '../test/security/harness/test-certificates.ts';
-import { startTlsPostgresCluster } from '../test/security/harness/tls-postgres-cluster.ts';
-import { startTlsRabbitmqNode } from '../test/security/harness/tls-rabbitmq-node.ts';
+import { createTestCertificates } from '../tools/local-env/tls/test-certificates.ts';
+import { startTlsPostgresCluster } from '../tools/local-env/tls/tls-postgres-cluster.ts';
+import { startTlsRabbitmqNode } from '../tools/local-env/tls/tls-rabbitmq-node.ts';
 import { runBench } from './lib/harness.ts';
 import { median } from './lib/stats.ts';
 

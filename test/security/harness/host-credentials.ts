@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import amqplib, { type ChannelModel, type Options } from 'amqplib';
 import pg from 'pg';
 import { coerceError } from '../../../shared/errors.ts';
-import type { CertificateFiles } from './test-certificates.ts';
+import type { CertificateFiles } from '../../../tools/local-env/tls/test-certificates.ts';
 
 export type Attempt = { refused: true; reason: string } | { refused: false };
 

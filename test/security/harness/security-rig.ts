@@ -18,9 +18,9 @@ import { waitFor } from '../../../tools/wait-for.ts';
 import { type CliResult, runCli } from '../../helpers/cli-process.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-host.ts';
 import type { SimulatedDomain } from '../../../tools/fleet/node-xml.ts';
-import { createTestCertificates, type CertificateFiles, type TestCertificates } from './test-certificates.ts';
-import { startTlsPostgresCluster, type TlsPostgresCluster } from './tls-postgres-cluster.ts';
-import { startTlsRabbitmqNode, type TlsRabbitmqNode } from './tls-rabbitmq-node.ts';
+import { createTestCertificates, type CertificateFiles, type TestCertificates } from '../../../tools/local-env/tls/test-certificates.ts';
+import { startTlsPostgresCluster, type TlsPostgresCluster } from '../../../tools/local-env/tls/tls-postgres-cluster.ts';
+import { startTlsRabbitmqNode, type TlsRabbitmqNode } from '../../../tools/local-env/tls/tls-rabbitmq-node.ts';
 
 export const VHOST = 'virtsync';
 const DATABASE = 'virtsync';

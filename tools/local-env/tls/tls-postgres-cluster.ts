@@ -10,7 +10,7 @@ import { chmod, chown, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { createPostgresCluster } from '../../../tools/local-env/engines/postgres-cluster.ts';
+import { createPostgresCluster } from '../engines/postgres-cluster.ts';
 import type { TestCertificates } from './test-certificates.ts';
 
 const run = promisify(execFile);

@@ -5,8 +5,8 @@
  * password (PLAIN, still over TLS), and the management API on a port of its own.
  * `plainText` adds a plain listener beside it (bench:tls-cost compares the two).
  */
-import { freePorts } from '../../../tools/local-env/engines/free-port.ts';
-import { startRabbitNode } from '../../../tools/local-env/engines/rabbitmq-node.ts';
+import { freePorts } from '../engines/free-port.ts';
+import { startRabbitNode } from '../engines/rabbitmq-node.ts';
 import type { TestCertificates } from './test-certificates.ts';
 
 export interface TlsRabbitmqNode {
