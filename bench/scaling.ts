@@ -64,7 +64,7 @@ interface FleetPoint {
 }
 
 async function resetTables(db: Kysely<Database>): Promise<void> {
-  await sql`truncate instances, compute_hosts, change_outbox, audit_log, host_sync_reports`.execute(db);
+  await sql`truncate instances, instance_sync_state, compute_hosts, agent_logins, change_outbox, audit_log, host_sync_reports`.execute(db);
   await sql`drop table if exists bench_seed`.execute(db);
 }
 
