@@ -14,17 +14,14 @@
  *
  *   npm run bench:change-publish [-- --events N --rounds N]
  */
-import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { connectBus } from '../shared/bus/connect.ts';
 import { createPublisher, publishJson } from '../shared/bus/publisher.ts';
-import { changeRoutingKey, declareCoreTopology, Exchange, Queue } from '../shared/bus/topology.ts';
-import { type ChangeEvent, changeEventSchema } from '../shared/messages/change-event.ts';
+import { declareCoreTopology, Exchange, Queue } from '../shared/bus/topology.ts';
+import { changeEventSchema } from '../shared/messages/change-event.ts';
 import { encodeMessage } from '../shared/messages/codec.ts';
-import { SCHEMA_VERSION } from '../shared/messages/fields.ts';
-import { PowerState } from '../shared/power-state.ts';
-import { VmState } from '../shared/vm-state.ts';
+import { changeEventFor, routingKeyOf } from '../tools/fixtures/change-events.ts';
 import { runBench } from './lib/harness.ts';
 import { cpuSecondsByCommand } from './lib/proc-stats.ts';
 import { benchLogger, createBenchVhost } from './lib/resources.ts';
@@ -48,21 +45,8 @@ interface Phase {
 }
 
 const events: Array<{ routingKey: string; eventId: string; body: Buffer }> = Array.from({ length: EVENTS }, (_, i) => {
-  const host = `bench-change-${String(i % HOSTS).padStart(2, '0')}`;
-  const now = new Date().toISOString();
-  const event: ChangeEvent = {
-    schemaVersion: SCHEMA_VERSION,
-    eventId: randomUUID(),
-    instanceUuid: randomUUID(),
-    host,
-    rule: 'stopped',
-    before: { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE },
-    after: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
-    observationId: randomUUID(),
-    observedAt: now,
-    committedAt: now,
-  };
-  return { routingKey: changeRoutingKey(host, PowerState.SHUTOFF), eventId: event.eventId, body: encodeMessage(changeEventSchema, event) };
+  const event = changeEventFor(`bench-change-${String(i % HOSTS).padStart(2, '0')}`);
+  return { routingKey: routingKeyOf(event), eventId: event.eventId, body: encodeMessage(changeEventSchema, event) };
 });
 const batches = Array.from({ length: Math.ceil(EVENTS / BATCH) }, (_, i) => events.slice(i * BATCH, (i + 1) * BATCH));
 

@@ -19,7 +19,7 @@ import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
-import { changeEventFor } from '../../helpers/change-events.ts';
+import { changeEventFor } from '../../../tools/fixtures/change-events.ts';
 
 const suffix = randomBytes(3).toString('hex');
 /** Dotted on purpose: a topic routing key carries it as one word, dots as `_`. */

@@ -19,7 +19,7 @@ import type { ReadinessCheck } from '../../../shared/http-server.ts';
 import { type RunningService, startService } from '../../../shared/service-runner.ts';
 import { auditSubscriber } from '../../../services/audit-subscriber/audit-subscriber.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
-import { changeEventFor, routingKeyOf } from '../../helpers/change-events.ts';
+import { changeEventFor, routingKeyOf } from '../../../tools/fixtures/change-events.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';

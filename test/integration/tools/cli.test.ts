@@ -19,6 +19,7 @@ import { tickSchema } from '../../../shared/messages/tick.ts';
 import { PowerState, powerStateName } from '../../../shared/power-state.ts';
 import { VmState } from '../../../shared/vm-state.ts';
 import { DEFAULT_FLEET, planFleet } from '../../../tools/fleet/fleet-plan.ts';
+import { changeEventFor } from '../../../tools/fixtures/change-events.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { runCli, startCli } from '../../helpers/cli-process.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
@@ -43,22 +44,6 @@ after(async () => {
   await vhost?.delete();
 });
 
-function changeEvent(overrides: Partial<ChangeEvent> = {}): ChangeEvent {
-  const now = new Date().toISOString();
-  return {
-    schemaVersion: SCHEMA_VERSION,
-    eventId: randomUUID(),
-    instanceUuid: randomUUID(),
-    host: 'h1',
-    rule: 'stopped',
-    before: { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE },
-    after: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
-    observationId: randomUUID(),
-    observedAt: now,
-    committedAt: now,
-    ...overrides,
-  };
-}
 
 function publishChange(event: ChangeEvent): void {
   probe.publish(Exchange.changes, changeRoutingKey(event.host, event.after.powerState), encodeMessage(changeEventSchema, event));
@@ -233,7 +218,7 @@ describe('tail', () => {
   test('prints a committed change as one readable line and exits after --count', async () => {
     const tail = startCli(['tail', '--count', '1'], env);
     await tail.waitForStderr('listening for changes');
-    const event = changeEvent();
+    const event = changeEventFor('h1');
     publishChange(event);
     const result = await tail.exited;
     assert.equal(result.code, 0, result.stderr);
@@ -246,9 +231,9 @@ describe('tail', () => {
     const tail = startCli(['tail', '--host', 'h2', '--state', 'running', '--json', '--count', '1'], env);
     await tail.waitForStderr('matching instance.h2.running');
     const running = { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE };
-    publishChange(changeEvent({ host: 'h1', rule: 'running', before: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF }, after: running }));
-    publishChange(changeEvent({ host: 'h2' }));
-    const wanted = changeEvent({ host: 'h2', rule: 'running', before: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF }, after: running });
+    publishChange(changeEventFor('h1', { rule: 'running', before: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF }, after: running }));
+    publishChange(changeEventFor('h2'));
+    const wanted = changeEventFor('h2', { rule: 'running', before: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF }, after: running });
     publishChange(wanted);
     const result = await tail.exited;
     assert.equal(result.code, 0, result.stderr);

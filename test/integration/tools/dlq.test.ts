@@ -19,7 +19,7 @@ import { deadLetterQueueMessages } from '../../../shared/metrics.ts';
 import { type HostObservations } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
-import { changeEventFor, routingKeyOf } from '../../helpers/change-events.ts';
+import { changeEventFor, routingKeyOf } from '../../../tools/fixtures/change-events.ts';
 import { runCli } from '../../helpers/cli-process.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
 import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';

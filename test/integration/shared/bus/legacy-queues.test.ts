@@ -14,7 +14,7 @@ import { createLogger } from '../../../../shared/logging.ts';
 import { type RunningService, startService } from '../../../../shared/service-runner.ts';
 import { auditSubscriber } from '../../../../services/audit-subscriber/audit-subscriber.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
-import { changeEventFor, routingKeyOf } from '../../../helpers/change-events.ts';
+import { changeEventFor, routingKeyOf } from '../../../../tools/fixtures/change-events.ts';
 import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
 import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { deadLetterOrigin, replayDecision } from '../../../../shared/bus/dead-letter-origin.ts';
 import { Exchange, Queue } from '../../../../shared/bus/topology.ts';
-import { changeEventFor } from '../../../helpers/change-events.ts';
+import { changeEventFor } from '../../../../tools/fixtures/change-events.ts';
 
 const valid = Buffer.from(JSON.stringify(changeEventFor('h1')));
 const virtsync = { 'x-virtsync-reason': 'write failed: x', 'x-virtsync-queue': Queue.auditSubscriber, 'x-virtsync-routing-key': 'instance.h1.shutoff' };
