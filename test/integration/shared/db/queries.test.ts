@@ -181,6 +181,8 @@ describe('change_outbox', () => {
   const events = Array.from({ length: 10 }, (_, index) => ({
     eventId: randomUUID(),
     routingKey: `instance.${hostA}.running`,
+    // Every other one a report-only writer's proposal: the relay gets each row's type back.
+    messageType: index % 2 === 0 ? 'instance-change' : 'proposed-change',
     payload: { index, nested: { ok: true } },
   }));
 
@@ -222,6 +224,11 @@ describe('change_outbox', () => {
     assert.deepEqual((await claim('relay-e', 100, { claimTtlMs: 0 })).map((event) => event.eventId).sort(), [...first, ...second, ...third].map((event) => event.eventId).sort());
     await markPublished(database.db, events.slice(0, 4).map((event) => event.eventId));
     for (const event of all) assert.equal(event.routingKey, `instance.${hostA}.running`);
+    assert.deepEqual(
+      new Map(all.map((event) => [event.eventId, event.messageType])),
+      new Map(events.map((event) => [event.eventId, event.messageType])),
+      'each row comes back with its message type',
+    );
   });
 
   test('markPublished sets published_at and countUnpublished counts the rest; published rows are never claimed', async () => {
@@ -239,7 +246,7 @@ describe('change_outbox', () => {
   });
 
   test('deletePublishedBefore deletes only rows published longer ago than the retention, oldest first, at most the limit', async () => {
-    const fresh = Array.from({ length: 3 }, () => ({ eventId: randomUUID(), routingKey: `instance.${hostA}.paused`, payload: {} }));
+    const fresh = Array.from({ length: 3 }, () => ({ eventId: randomUUID(), routingKey: `instance.${hostA}.paused`, messageType: 'instance-change', payload: {} }));
     await database.db.transaction().execute((trx) => insertOutboxEvents(trx, fresh));
     // The ten above were published an hour ago; of the three new ones, one a second ago and two never.
     await sql`update change_outbox set published_at = now() - interval '1 hour' where event_id = any(${sql.val(events.map((e) => e.eventId))}::uuid[])`.execute(database.db);
