@@ -61,13 +61,14 @@ describe('instances', () => {
     const rows = await readHostInstances(database.db, hostA);
     const byUuid = new Map(rows.map((row) => [row.uuid, row]));
     assert.equal(rows.length, 2);
-    assert.deepEqual(byUuid.get(live[0]!.uuid), { uuid: live[0]!.uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null, missedReports: 0 });
+    assert.deepEqual(byUuid.get(live[0]!.uuid), { uuid: live[0]!.uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null, missedReports: 0, shadowed: false });
     assert.deepEqual(byUuid.get(live[1]!.uuid), {
       uuid: live[1]!.uuid,
       powerState: PowerState.SHUTOFF,
       vmState: VmState.SHUTOFF,
       taskState: 'powering-on',
       missedReports: 2,
+      shadowed: false,
     });
     assert.deepEqual(await readHostInstances(database.db, `nobody-${suffix}`), []);
   });
