@@ -1,5 +1,5 @@
 /** Report-only mode's shadow (instance_sync_shadow, migration 0009): see shared/sync-shadow.ts. */
-import { sql, type Transaction } from 'kysely';
+import { type Insertable, sql, type Transaction } from 'kysely';
 import type { ShadowEntry } from '../sync-shadow.ts';
 import type { Database, Db, InstanceSyncShadowTable } from './database.ts';
 
@@ -31,41 +31,43 @@ export function shadowEntryOf(row: ShadowRow): ShadowEntry {
 /** One statement for the whole batch. */
 export async function writeShadowEntries(trx: Transaction<Database>, entries: ReadonlyMap<string, ShadowEntry>): Promise<void> {
   if (entries.size === 0) return;
-  const uuids = [...entries.keys()];
-  const all = [...entries.values()];
-  await sql`
-    insert into instance_sync_shadow as s
-           (uuid, base_host, base_power_state, base_vm_state, base_task_state, base_deleted,
-            shadow_power_state, shadow_vm_state, missed_reports, look_host, look_epoch, look_seq, updated_at)
-    select u.*, now()
-      from unnest(
-             ${sql.val(uuids)}::uuid[],
-             ${sql.val(all.map((e) => e.base.host))}::text[],
-             ${sql.val(all.map((e) => e.base.powerState))}::smallint[],
-             ${sql.val(all.map((e) => e.base.vmState))}::text[],
-             ${sql.val(all.map((e) => e.base.taskState))}::text[],
-             ${sql.val(all.map((e) => e.base.deleted))}::boolean[],
-             ${sql.val(all.map((e) => e.state.powerState))}::smallint[],
-             ${sql.val(all.map((e) => e.state.vmState))}::text[],
-             ${sql.val(all.map((e) => e.missedReports))}::smallint[],
-             ${sql.val(all.map((e) => e.lastLook?.host ?? null))}::text[],
-             ${sql.val(all.map((e) => e.lastLook?.epoch ?? null))}::bigint[],
-             ${sql.val(all.map((e) => e.lastLook?.seq ?? null))}::bigint[]
-           ) as u(uuid, base_host, base_power_state, base_vm_state, base_task_state, base_deleted,
-                  shadow_power_state, shadow_vm_state, missed_reports, look_host, look_epoch, look_seq)
-    on conflict (uuid) do update
-       set base_host = excluded.base_host,
-           base_power_state = excluded.base_power_state,
-           base_vm_state = excluded.base_vm_state,
-           base_task_state = excluded.base_task_state,
-           base_deleted = excluded.base_deleted,
-           shadow_power_state = excluded.shadow_power_state,
-           shadow_vm_state = excluded.shadow_vm_state,
-           missed_reports = excluded.missed_reports,
-           look_host = excluded.look_host,
-           look_epoch = excluded.look_epoch,
-           look_seq = excluded.look_seq,
-           updated_at = now()`.execute(trx);
+  await trx
+    .insertInto('instance_sync_shadow')
+    .values([...entries].map(([uuid, entry]) => shadowRowOf(uuid, entry)))
+    .onConflict((conflict) =>
+      conflict.column('uuid').doUpdateSet((eb) => ({
+        base_host: eb.ref('excluded.base_host'),
+        base_power_state: eb.ref('excluded.base_power_state'),
+        base_vm_state: eb.ref('excluded.base_vm_state'),
+        base_task_state: eb.ref('excluded.base_task_state'),
+        base_deleted: eb.ref('excluded.base_deleted'),
+        shadow_power_state: eb.ref('excluded.shadow_power_state'),
+        shadow_vm_state: eb.ref('excluded.shadow_vm_state'),
+        missed_reports: eb.ref('excluded.missed_reports'),
+        look_host: eb.ref('excluded.look_host'),
+        look_epoch: eb.ref('excluded.look_epoch'),
+        look_seq: eb.ref('excluded.look_seq'),
+        updated_at: sql<Date>`now()`,
+      })),
+    )
+    .execute();
+}
+
+function shadowRowOf(uuid: string, entry: ShadowEntry): Insertable<InstanceSyncShadowTable> {
+  return {
+    uuid,
+    base_host: entry.base.host,
+    base_power_state: entry.base.powerState,
+    base_vm_state: entry.base.vmState,
+    base_task_state: entry.base.taskState,
+    base_deleted: entry.base.deleted,
+    shadow_power_state: entry.state.powerState,
+    shadow_vm_state: entry.state.vmState,
+    missed_reports: entry.missedReports,
+    look_host: entry.lastLook?.host ?? null,
+    look_epoch: entry.lastLook?.epoch ?? null,
+    look_seq: entry.lastLook?.seq ?? null,
+  };
 }
 
 /** A writer that starts writing decides on the real table: the shadow is dropped; returns how many entries. */

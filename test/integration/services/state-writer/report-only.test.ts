@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Message } from 'amqplib';
-import { type BusConnection, connectBus } from '../../../../shared/bus/connect.ts';
 import { Exchange, Queue } from '../../../../shared/bus/topology.ts';
-import { loadConfig, stateWriterEnv, type WriterMode } from '../../../../shared/config.ts';
+import type { WriterMode } from '../../../../shared/config.ts';
 import type { NewInstance } from '../../../../shared/db/database.ts';
 import { readHostInstances } from '../../../../shared/db/instances.ts';
 import { changeEventSchema } from '../../../../shared/messages/change-event.ts';
@@ -20,15 +19,12 @@ import { parseMessage } from '../../../../shared/messages/codec.ts';
 import type { Observation } from '../../../../shared/messages/observation.ts';
 import { type ProposedChange, proposedChangeSchema } from '../../../../shared/messages/proposed-change.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
-import { type RunningService, startService } from '../../../../shared/service-runner.ts';
 import { VmState } from '../../../../shared/vm-state.ts';
-import { stateWriter } from '../../../../services/state-writer/state-writer.ts';
-import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
-import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
+import type { BusProbe } from '../../../helpers/bus-probe.ts';
 import { lookSequence, observationOf, publishObservations, type RowAsRead } from '../../../helpers/observations.ts';
-import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
-import { testLogger } from '../../../helpers/test-logger.ts';
+import type { TestDatabase } from '../../../helpers/test-database.ts';
+import { openWriterRig, type WriterRig } from '../../../helpers/writer-rig.ts';
 
 const host = `shadow-${randomBytes(3).toString('hex')}`;
 const WAIT = { timeoutMs: 15_000 };
@@ -37,43 +33,27 @@ const nextLook = lookSequence(1);
 const drifted: NewInstance = { uuid: randomUUID(), host, power_state: PowerState.RUNNING, vm_state: VmState.ACTIVE };
 const missing: NewInstance = { uuid: randomUUID(), host, power_state: PowerState.RUNNING, vm_state: VmState.ACTIVE };
 
+let rig: WriterRig;
 let database: TestDatabase;
-let vhost: TestVhost;
 let probe: BusProbe;
-let bus: BusConnection;
-let writer: RunningService | undefined;
 let proposed: Message[];
 let committed: Message[];
 
 before(async () => {
-  database = await createTestDatabase();
-  vhost = await createTestVhost();
-  probe = await openBusProbe(vhost.amqpUrl);
+  rig = await openWriterRig();
+  ({ database, probe } = rig);
   proposed = await probe.collect(Exchange.changes, 'proposed.#');
   committed = await probe.collect(Exchange.changes, 'instance.#');
-  bus = connectBus({ url: vhost.amqpUrl, name: 'test report-only writer', log: testLogger });
   await database.db.insertInto('instances').values([drifted, missing]).execute();
   await startWriter('report-only');
 });
 
 after(async () => {
-  await writer?.stop();
-  await bus?.close();
-  await probe?.close();
-  await vhost?.delete();
-  await database?.drop();
+  await rig?.close();
 });
 
 async function startWriter(mode: WriterMode): Promise<void> {
-  const config = loadConfig(stateWriterEnv, {
-    DATABASE_URL: database.url,
-    AMQP_URL: vhost.amqpUrl,
-    WRITER_MODE: mode,
-    MISSING_GRACE_CYCLES: '2',
-    WRITER_BATCH_LINGER_MS: '10',
-    OUTBOX_POLL_MS: '100',
-  });
-  writer = await startService(stateWriter, { config, db: database.db, bus, log: testLogger });
+  await rig.startWriter({ WRITER_MODE: mode, MISSING_GRACE_CYCLES: '2' });
 }
 
 async function readRow(uuid: string) {
@@ -182,7 +162,6 @@ test('the cloud changing the row voids its shadow entry: the real row decides ag
 });
 
 test('a writer started in write mode drops the shadow and starts from the real table', async () => {
-  await writer?.stop();
   await startWriter('write');
   assert.equal((await database.db.selectFrom('instance_sync_shadow').select('uuid').execute()).length, 0, 'the shadow is dropped');
 
