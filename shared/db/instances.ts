@@ -4,7 +4,7 @@ import type { InstanceSnapshot } from '../sync-rules.ts';
 import { shadowAwaitsReport } from '../sync-shadow.ts';
 import type { VmState } from '../vm-state.ts';
 import type { Database, Db } from './database.ts';
-import { shadowEntryOf } from './sync-shadow.ts';
+import { type ShadowRow, shadowEntryOf } from './sync-shadow.ts';
 
 /** What an agent needs of a row to compare it with its hypervisor, and to tell the writer what it read. */
 export interface HostInstance {
@@ -48,7 +48,7 @@ function shadowsOfLiveRows(db: Db) {
 
 type LiveRow = { uuid: string; host: string; power_state: PowerState; vm_state: VmState; task_state: string | null; missed_reports: number | null };
 
-function withShadows(rows: readonly LiveRow[], shadows: ReadonlyArray<Parameters<typeof shadowEntryOf>[0] & { uuid: string }>): HostInstance[] {
+function withShadows(rows: readonly LiveRow[], shadows: ReadonlyArray<ShadowRow & { uuid: string }>): HostInstance[] {
   const entries = new Map(shadows.map((shadow) => [shadow.uuid, shadowEntryOf(shadow)]));
   return rows.map((row) => {
     const cloud = { host: row.host, powerState: row.power_state, vmState: row.vm_state, taskState: row.task_state, deleted: false };

@@ -3,7 +3,8 @@ import { type Insertable, sql, type Transaction } from 'kysely';
 import type { ShadowEntry } from '../sync-shadow.ts';
 import type { Database, Db, InstanceSyncShadowTable } from './database.ts';
 
-type ShadowRow = Pick<
+/** An instance_sync_shadow row as selected. */
+export type ShadowRow = Pick<
   InstanceSyncShadowTable,
   'base_host' | 'base_power_state' | 'base_vm_state' | 'base_task_state' | 'base_deleted' | 'shadow_power_state' | 'shadow_vm_state' | 'look_host'
 > & { missed_reports: number; look_epoch: string | null; look_seq: string | null };
