@@ -24,6 +24,9 @@ export interface ShadowEntry {
   lastLook: (LookOrder & { host: string }) | null;
 }
 
+/** What an agent needs of an entry to know whether the writer waits to hear of the instance. */
+export type ShadowSummary = Pick<ShadowEntry, 'base' | 'state' | 'missedReports'>;
+
 export interface ShadowStep {
   decision: Decision;
   /** The entry after the decision; undefined when the decision records nothing (as nextSnapshot). */
@@ -33,7 +36,7 @@ export interface ShadowStep {
 }
 
 /** Whether the cloud's row still holds what the entry was derived from: a change by the cloud voids it. */
-export function shadowApplies(entry: ShadowEntry, row: CloudState): boolean {
+export function shadowApplies(entry: Pick<ShadowEntry, 'base'>, row: CloudState): boolean {
   return sameCloudState(entry.base, row);
 }
 
@@ -41,7 +44,7 @@ export function shadowApplies(entry: ShadowEntry, row: CloudState): boolean {
  * Whether the writer needs to hear the instance's state even when the hypervisor agrees with
  * the real row: the entry would have the row elsewhere, or is counting misses.
  */
-export function shadowAwaitsReport(entry: ShadowEntry | undefined, row: CloudState): boolean {
+export function shadowAwaitsReport(entry: ShadowSummary | undefined, row: CloudState): boolean {
   if (entry === undefined || !shadowApplies(entry, row)) return false;
   return entry.missedReports > 0 || !sameState(entry.state, row);
 }

@@ -4,7 +4,7 @@ import type { InstanceSnapshot } from '../sync-rules.ts';
 import { shadowAwaitsReport } from '../sync-shadow.ts';
 import type { VmState } from '../vm-state.ts';
 import type { Database, Db } from './database.ts';
-import { type ShadowRow, shadowEntryOf } from './sync-shadow.ts';
+import { JOINED_SHADOW_COLUMNS, joinedShadowOf } from './sync-shadow.ts';
 
 /** What an agent needs of a row to compare it with its hypervisor, and to tell the writer what it read. */
 export interface HostInstance {
@@ -18,49 +18,39 @@ export interface HostInstance {
   shadowed: boolean;
 }
 
-/** A host's live rows: one indexed read per tick (instances_host_live_idx), and the report-only shadow's entries of them. */
+/** A host's live rows, with the report-only shadow's entries of them: one indexed read per tick (instances_host_live_idx). */
 export async function readHostInstances(db: Db, host: string): Promise<HostInstance[]> {
   const rows = await liveRows(db).where('i.host', '=', host).execute();
-  const shadows = await shadowsOfLiveRows(db).where('i.host', '=', host).execute();
-  return withShadows(rows, shadows);
+  return rows.map(toHostInstance);
 }
 
 /** One live instance wherever it is, for the agent's per-domain look after a lifecycle event. */
 export async function readLiveInstance(db: Db, uuid: string): Promise<(HostInstance & { host: string }) | undefined> {
-  const rows = await liveRows(db).where('i.uuid', '=', uuid).execute();
-  const shadows = await shadowsOfLiveRows(db).where('i.uuid', '=', uuid).execute();
-  const [row] = rows;
-  const [instance] = withShadows(rows, shadows);
-  return row === undefined || instance === undefined ? undefined : { ...instance, host: row.host };
+  const row = await liveRows(db).where('i.uuid', '=', uuid).executeTakeFirst();
+  return row === undefined ? undefined : { ...toHostInstance(row), host: row.host };
 }
 
 function liveRows(db: Db) {
   return db
     .selectFrom('instances as i')
     .leftJoin('instance_sync_state as s', 's.uuid', 'i.uuid')
-    .select(['i.uuid', 'i.host', 'i.power_state', 'i.vm_state', 'i.task_state', 's.missed_reports'])
+    .leftJoin('instance_sync_shadow as sh', 'sh.uuid', 'i.uuid')
+    .select(['i.uuid', 'i.host', 'i.power_state', 'i.vm_state', 'i.task_state', 's.missed_reports', ...JOINED_SHADOW_COLUMNS])
     .where('i.deleted_at', 'is', null);
 }
 
-function shadowsOfLiveRows(db: Db) {
-  return db.selectFrom('instance_sync_shadow as sh').innerJoin('instances as i', 'i.uuid', 'sh.uuid').selectAll('sh').where('i.deleted_at', 'is', null);
-}
+type LiveRow = Awaited<ReturnType<ReturnType<typeof liveRows>['executeTakeFirstOrThrow']>>;
 
-type LiveRow = { uuid: string; host: string; power_state: PowerState; vm_state: VmState; task_state: string | null; missed_reports: number | null };
-
-function withShadows(rows: readonly LiveRow[], shadows: ReadonlyArray<ShadowRow & { uuid: string }>): HostInstance[] {
-  const entries = new Map(shadows.map((shadow) => [shadow.uuid, shadowEntryOf(shadow)]));
-  return rows.map((row) => {
-    const cloud = { host: row.host, powerState: row.power_state, vmState: row.vm_state, taskState: row.task_state, deleted: false };
-    return {
-      uuid: row.uuid,
-      powerState: row.power_state,
-      vmState: row.vm_state,
-      taskState: row.task_state,
-      missedReports: row.missed_reports ?? 0,
-      shadowed: shadowAwaitsReport(entries.get(row.uuid), cloud),
-    };
-  });
+function toHostInstance(row: LiveRow): HostInstance {
+  const cloud = { host: row.host, powerState: row.power_state, vmState: row.vm_state, taskState: row.task_state, deleted: false };
+  return {
+    uuid: row.uuid,
+    powerState: row.power_state,
+    vmState: row.vm_state,
+    taskState: row.task_state,
+    missedReports: row.missed_reports ?? 0,
+    shadowed: shadowAwaitsReport(joinedShadowOf(row), cloud),
+  };
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Report-only mode's shadow (instance_sync_shadow, migration 0009): see shared/sync-shadow.ts. */
 import { type Insertable, sql, type Transaction } from 'kysely';
-import type { ShadowEntry } from '../sync-shadow.ts';
+import type { ShadowEntry, ShadowSummary } from '../sync-shadow.ts';
 import type { Database, Db, InstanceSyncShadowTable } from './database.ts';
 
 /** An instance_sync_shadow row as selected. */
@@ -8,6 +8,39 @@ export type ShadowRow = Pick<
   InstanceSyncShadowTable,
   'base_host' | 'base_power_state' | 'base_vm_state' | 'base_task_state' | 'base_deleted' | 'shadow_power_state' | 'shadow_vm_state' | 'look_host'
 > & { missed_reports: number; look_epoch: string | null; look_seq: string | null };
+
+/** The shadow's columns an agent's read left-joins onto its rows (apart from instance_sync_state's `missed_reports`). */
+export const JOINED_SHADOW_COLUMNS = [
+  'sh.base_host',
+  'sh.base_power_state',
+  'sh.base_vm_state',
+  'sh.base_task_state',
+  'sh.base_deleted',
+  'sh.shadow_power_state',
+  'sh.shadow_vm_state',
+  'sh.missed_reports as shadow_missed_reports',
+] as const;
+
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+type SummaryColumns = Pick<ShadowRow, 'base_host' | 'base_power_state' | 'base_vm_state' | 'base_task_state' | 'base_deleted' | 'shadow_power_state' | 'shadow_vm_state'> & {
+  shadow_missed_reports: number;
+};
+
+/** What an agent needs of an entry; undefined when the left join found none. */
+export function joinedShadowOf(row: Nullable<SummaryColumns>): ShadowSummary | undefined {
+  const { base_host, base_power_state, base_vm_state, base_deleted, shadow_power_state, shadow_vm_state, shadow_missed_reports } = row;
+  if (base_host === null || base_power_state === null || base_vm_state === null || base_deleted === null) return undefined;
+  if (shadow_power_state === null || shadow_vm_state === null || shadow_missed_reports === null) return undefined;
+  return summaryOf({ base_host, base_power_state, base_vm_state, base_task_state: row.base_task_state, base_deleted, shadow_power_state, shadow_vm_state, shadow_missed_reports });
+}
+
+function summaryOf(row: SummaryColumns): ShadowSummary {
+  return {
+    base: { host: row.base_host, powerState: row.base_power_state, vmState: row.base_vm_state, taskState: row.base_task_state, deleted: row.base_deleted },
+    state: { powerState: row.shadow_power_state, vmState: row.shadow_vm_state },
+    missedReports: row.shadow_missed_reports,
+  };
+}
 
 /** The entries of a batch's instances; read after their rows are locked, so no other writer changes them meanwhile. */
 export async function readShadowEntries(trx: Transaction<Database>, uuids: readonly string[]): Promise<Map<string, ShadowEntry>> {
@@ -20,11 +53,9 @@ export async function readShadowEntries(trx: Transaction<Database>, uuids: reado
   return new Map(rows.map((row) => [row.uuid, shadowEntryOf(row)]));
 }
 
-export function shadowEntryOf(row: ShadowRow): ShadowEntry {
+function shadowEntryOf(row: ShadowRow): ShadowEntry {
   return {
-    base: { host: row.base_host, powerState: row.base_power_state, vmState: row.base_vm_state, taskState: row.base_task_state, deleted: row.base_deleted },
-    state: { powerState: row.shadow_power_state, vmState: row.shadow_vm_state },
-    missedReports: row.missed_reports,
+    ...summaryOf({ ...row, shadow_missed_reports: row.missed_reports }),
     lastLook: row.look_host === null || row.look_epoch === null || row.look_seq === null ? null : { host: row.look_host, epoch: Number(row.look_epoch), seq: Number(row.look_seq) },
   };
 }
