@@ -206,11 +206,18 @@ export const stateWriterEnv = commonEnv
     CLOCK_SKEW_WARN_MS: positiveInt.default(60_000),
     /** Stale skips of one host in one batch from which a warn summary is logged (each one is logged at debug). */
     STALE_SKIPS_WARN: positiveInt.default(10),
+    /**
+     * `write`: decisions are written to instances. `report-only`: decided as usual, nothing written to
+     * instances; each change is published as a proposal (`proposed.<host>.<state>`) and kept in a shadow
+     * (docs/operations.md, "Rolling out on an existing cloud").
+     */
+    WRITER_MODE: z.enum(['write', 'report-only']).default('write'),
   })
   .superRefine(checkTls)
   .transform((env) => ({
     ...common(env),
     policy: { missingGraceCycles: env.MISSING_GRACE_CYCLES },
+    mode: env.WRITER_MODE,
     clockSkewWarnMs: env.CLOCK_SKEW_WARN_MS,
     staleSkipsWarn: env.STALE_SKIPS_WARN,
     batchSize: env.WRITER_BATCH_SIZE,
@@ -247,6 +254,7 @@ export type ProvisioningConfig = Readonly<z.output<typeof provisioningEnv>>;
 export type TickProducerConfig = Readonly<z.output<typeof tickProducerEnv>>;
 export type SyncAgentConfig = Readonly<z.output<typeof syncAgentEnv>>;
 export type StateWriterConfig = Readonly<z.output<typeof stateWriterEnv>>;
+export type WriterMode = StateWriterConfig['mode'];
 export type AuditSubscriberConfig = Readonly<z.output<typeof auditSubscriberEnv>>;
 
 /** Parses the environment against a service's schema; throws one ConfigError naming every bad variable. */

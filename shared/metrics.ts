@@ -109,6 +109,12 @@ export const changesCommitted = new Counter({
   labelNames: ['power_state'] as const,
   registers,
 });
+export const changesProposed = new Counter({
+  name: 'virtsync_changes_proposed_total',
+  help: 'Changes a report-only writer (WRITER_MODE=report-only) decided on and published as proposals instead of writing, by new power state',
+  labelNames: ['power_state'] as const,
+  registers,
+});
 export const writerBatchSize = new Histogram({
   name: 'virtsync_writer_batch_size',
   help: 'Observations per committed batch',
@@ -175,6 +181,6 @@ export const SERVICE_METRICS: Readonly<Record<'tick-producer' | 'sync-agent' | '
     ...CONSUMER_METRICS,
     ...CONNECTION_METRICS,
   ],
-  'state-writer': [writerDecisions, changesCommitted, unexpectedStops, agentClockOffset, deadLetterQueueMessages, writerBatchSize, writerCommitDuration, outboxBacklog, ...CONSUMER_METRICS, ...CONNECTION_METRICS],
+  'state-writer': [writerDecisions, changesCommitted, changesProposed, unexpectedStops, agentClockOffset, deadLetterQueueMessages, writerBatchSize, writerCommitDuration, outboxBacklog, ...CONSUMER_METRICS, ...CONNECTION_METRICS],
   'audit-subscriber': [...CONSUMER_METRICS, ...CONNECTION_METRICS],
 };

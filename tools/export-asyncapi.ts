@@ -69,7 +69,15 @@ const CHANNELS: Record<string, ChannelSpec> = {
     exchange: { name: Exchange.changes, type: 'topic' },
     address: 'instance.{host}.{powerState}',
     description:
-      'Every change virtsync committed to `instances`, after the commit, at least once (dedupe on `eventId`). Bind your own queue, e.g. `instance.*.shutoff` or `instance.<host>.#`.',
+      'Every change virtsync committed to `instances`, after the commit, at least once (dedupe on `eventId`). Bind your own queue, e.g. `instance.*.shutoff` or `instance.<host>.#` (not `#`: the exchange also carries proposals).',
+    producer: 'state-writer',
+  },
+  proposals: {
+    contract: 'proposed-change',
+    exchange: { name: Exchange.changes, type: 'topic' },
+    address: 'proposed.{host}.{powerState}',
+    description:
+      'Only from a writer in report-only mode (`WRITER_MODE=report-only`): a change it decided on and did NOT write to `instances` (`before` is the row as it is, `after` what the writer would have left), once per drift, at least once (dedupe on `eventId`). Never a change of the table: no `instance.#` binding receives it. `virtsync tail --proposed` follows them.',
     producer: 'state-writer',
   },
 };

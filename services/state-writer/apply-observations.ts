@@ -1,23 +1,23 @@
 /**
  * Commits a batch of observations in one transaction: lock the rows (uuid order), decide
- * each observation against the row as it is now, write all updates in one statement and
- * the change events into the outbox, commit. Nothing here acks; the caller does, after.
+ * each observation against the row as it is now, write what the decisions write in one
+ * statement per table and the events into the outbox, commit. In write mode that is the rows
+ * and change events; in report-only mode the shadow and proposals (WRITER_MODE; see
+ * write-ledger.ts and shadow-ledger.ts). Nothing here acks; the caller does, after.
  */
-import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { changeRoutingKey } from '../../shared/bus/topology.ts';
-import { insertOutboxEvents, type OutboxEvent } from '../../shared/db/change-outbox.ts';
+import type { WriterMode } from '../../shared/config.ts';
+import { insertOutboxEvents } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
-import { lockInstances, type SyncStateWrite, writeSyncStates } from '../../shared/db/instances.ts';
-import type { ChangeEvent } from '../../shared/messages/change-event.ts';
-import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
+import { lockInstances } from '../../shared/db/instances.ts';
+import { readShadowEntries } from '../../shared/db/sync-shadow.ts';
 import type { Observation } from '../../shared/messages/observation.ts';
-import { type Decision, decide, nextSnapshot, type ObservedState, type SyncPolicy, type SyncRule } from '../../shared/sync-rules.ts';
+import type { Decision, ObservedState, SyncPolicy, SyncRule } from '../../shared/sync-rules.ts';
+import type { LedgerOutput } from './ledger.ts';
+import { createShadowLedger } from './shadow-ledger.ts';
+import { createWriteLedger } from './write-ledger.ts';
 
-export interface BatchResult {
-  changes: ChangeEvent[];
-  /** The changes as committed to the outbox, ready to publish. */
-  outbox: OutboxEvent[];
+export interface BatchResult extends LedgerOutput {
   /** How many observations each rule decided. */
   outcomes: Partial<Record<SyncRule, number>>;
   /** Observations whose skip an operator should hear about (moved, migrating in, ...). */
@@ -46,50 +46,29 @@ export async function applyObservations(
   db: Kysely<Database>,
   observations: readonly Observation[],
   policy: SyncPolicy,
+  mode: WriterMode = 'write',
 ): Promise<BatchResult> {
   // In look order, so a batch holding two looks of one VM by one host applies them in turn (the sort is stable; looks of other hosts are not compared).
   const ordered = [...observations].sort(byLook);
   return db.transaction().execute(async (trx) => {
-    const rows = await lockInstances(trx, [...new Set(ordered.map((o) => o.instanceUuid))]);
-    const committedAt = new Date().toISOString();
-    const result: BatchResult = { changes: [], outbox: [], outcomes: {}, notable: [], stale: [] };
-    const writes = new Map<string, SyncStateWrite>();
+    const uuids = [...new Set(ordered.map((o) => o.instanceUuid))];
+    const rows = await lockInstances(trx, uuids);
+    const now = new Date().toISOString();
+    // The shadow is read under the row locks too: two report-only writers never interleave on an entry.
+    const ledger = mode === 'write' ? createWriteLedger(rows, policy, now) : createShadowLedger(rows, await readShadowEntries(trx, uuids), policy, now);
+    const result: Omit<BatchResult, keyof LedgerOutput> = { outcomes: {}, notable: [], stale: [] };
 
     for (const observation of ordered) {
-      const row = rows.get(observation.instanceUuid);
       const observed = observedStateOf(observation);
-      const decision: Decision = observed === undefined ? { action: 'skip', rule: 'legacy-contract' } : decide(observed, row, policy);
+      const decision: Decision = observed === undefined ? { action: 'skip', rule: 'legacy-contract' } : ledger.decide(observation, observed);
       result.outcomes[decision.rule] = (result.outcomes[decision.rule] ?? 0) + 1;
       if (NOTABLE_SKIPS.has(decision.rule)) result.notable.push({ observation, rule: decision.rule });
       if (STALE_SKIPS.has(decision.rule)) result.stale.push({ observation, rule: decision.rule });
-      const next = observed === undefined ? undefined : nextSnapshot(row, decision, observed);
-      if (row === undefined || next === undefined) continue;
-      rows.set(observation.instanceUuid, next);
-      const changesRow = decision.action === 'update' || writes.get(observation.instanceUuid)?.changesRow === true;
-      writes.set(observation.instanceUuid, { uuid: observation.instanceUuid, state: next, changesRow, observedAt: observation.observedAt });
-      if (decision.action !== 'update') continue;
-      result.changes.push({
-        schemaVersion: SCHEMA_VERSION,
-        eventId: randomUUID(),
-        instanceUuid: observation.instanceUuid,
-        host: row.host,
-        rule: decision.rule,
-        before: { powerState: row.powerState, vmState: row.vmState },
-        after: { powerState: decision.powerState, vmState: decision.vmState },
-        observationId: observation.observationId,
-        observedAt: observation.observedAt,
-        committedAt,
-      });
     }
 
-    await writeSyncStates(trx, [...writes.values()]);
-    result.outbox = result.changes.map((change) => ({
-      eventId: change.eventId,
-      routingKey: changeRoutingKey(change.host, change.after.powerState),
-      payload: change,
-    }));
-    await insertOutboxEvents(trx, result.outbox);
-    return result;
+    const output = await ledger.write(trx);
+    await insertOutboxEvents(trx, output.outbox);
+    return { ...result, ...output };
   });
 }
 

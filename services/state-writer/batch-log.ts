@@ -6,7 +6,7 @@
 import type { StateWriterConfig } from '../../shared/config.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { HostObservations } from '../../shared/messages/observation.ts';
-import { agentClockOffset, changesCommitted, unexpectedStops, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
+import { agentClockOffset, changesCommitted, changesProposed, unexpectedStops, writerBatchSize, writerCommitDuration, writerDecisions } from '../../shared/metrics.ts';
 import { powerStateKey } from '../../shared/power-state.ts';
 import { RULE_REASONS } from '../../shared/sync-rules.ts';
 import type { BatchResult } from './apply-observations.ts';
@@ -63,11 +63,16 @@ export function createBatchLog(config: Pick<StateWriterConfig, 'clockSkewWarnMs'
         log.warn({ instanceUuid: change.instanceUuid, host: change.host }, 'instance in the database but unknown to the hypervisor, power state set to NOSTATE');
       }
     }
+    for (const proposal of result.proposals) {
+      changesProposed.inc({ power_state: powerStateKey(proposal.after.powerState) });
+      // Every one is on the bus (`virtsync tail --proposed`); a first report-only cycle may propose thousands.
+      log.debug({ instanceUuid: proposal.instanceUuid, host: proposal.host, rule: proposal.rule, powerState: powerStateKey(proposal.after.powerState) }, 'change proposed, not written (report-only)');
+    }
     for (const { observation, rule } of result.notable) {
       log.info({ instanceUuid: observation.instanceUuid, observingHost: observation.host, rule, reason: RULE_REASONS[rule] }, 'observation left the row unchanged');
     }
     recordStaleSkips(result);
-    log.info({ observations, changes: result.changes.length, outcomes: result.outcomes, durationMs }, 'batch committed');
+    log.info({ observations, changes: result.changes.length, proposals: result.proposals.length, outcomes: result.outcomes, durationMs }, 'batch committed');
   };
 
   return { recordClockOffsets, recordCommitted };

@@ -1,5 +1,5 @@
 /**
- * Publishes committed changes. The writer hands over each batch's changes right after
+ * Publishes committed changes (and a report-only writer's proposals, the same way). The writer hands over each batch's changes right after
  * its commit: they are published with confirms and marked published. The outbox row,
  * written in the same transaction as the change, is the safety net: the relay polls for
  * rows still unpublished after a grace period (their writer crashed, or the broker was
@@ -54,7 +54,7 @@ export function startOutboxRelay(deps: {
       events.map((event) =>
         publishJson(deps.publisher, Exchange.changes, event.routingKey, Buffer.from(JSON.stringify(event.payload)), {
           messageId: event.eventId,
-          type: 'instance-change',
+          type: event.messageType,
         }),
       ),
     );

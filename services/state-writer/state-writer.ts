@@ -1,7 +1,11 @@
 /**
  * The writer service: observations in, batched commits, acks after commit, change
- * events out through the outbox relay.
+ * events out through the outbox relay. WRITER_MODE=report-only decides the same way, writes
+ * only its shadow and publishes proposals (shadow-ledger.ts); a writer starting in write
+ * mode drops that shadow and decides on the real table.
  */
+import type { Kysely } from 'kysely';
+import type { Breaker } from '../../shared/breaker.ts';
 import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import { registerQueueDepthGauge } from '../../shared/bus/queue-depth-gauge.ts';
 import { startDeadLetterWatch } from '../../shared/bus/dead-letter-watch.ts';
@@ -9,6 +13,10 @@ import { coreTopology, Queue } from '../../shared/bus/topology.ts';
 import { stateWriterEnv } from '../../shared/config.ts';
 import { hostObservationsSchema, observationsOf } from '../../shared/messages/observation.ts';
 import { defineService } from '../../shared/service-runner.ts';
+import type { Database } from '../../shared/db/database.ts';
+import { clearShadow } from '../../shared/db/sync-shadow.ts';
+import { coerceError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
 import { applyObservations } from './apply-observations.ts';
 import { createBatchLog } from './batch-log.ts';
 import { registerInstanceStateGauge } from './instance-state-gauge.ts';
@@ -20,6 +28,7 @@ export const stateWriter = defineService({
   env: stateWriterEnv,
   async start({ config, log, db, bus, publisher, dbBreaker, defer, metrics }) {
     const batchLog = createBatchLog(config, log);
+    if (config.mode === 'write') await dropShadow(db, dbBreaker, log);
     const relay = startOutboxRelay({ db, publisher, pollMs: config.outboxPollMs, retentionMs: config.outboxRetentionMs, log });
     defer(() => relay.stop());
     const deadLetters = startDeadLetterWatch({ channel: publisher, log, intervalMs: 15_000 });
@@ -39,7 +48,7 @@ export const stateWriter = defineService({
       lingerMs: config.batchLingerMs,
       write: (messages) => {
         batchLog.recordClockOffsets(messages);
-        return dbBreaker.run(() => applyObservations(db, messages.flatMap(observationsOf), config.policy));
+        return dbBreaker.run(() => applyObservations(db, messages.flatMap(observationsOf), config.policy, config.mode));
       },
       onWritten: (result, _messages, durationMs) => {
         relay.publishCommitted(result.outbox);
@@ -50,7 +59,20 @@ export const stateWriter = defineService({
     // Read at scrape time: the fleet by state, and the observations waiting for a writer.
     registerInstanceStateGauge({ registry: metrics, db, log });
     registerQueueDepthGauge({ registry: metrics, channel: publisher, queues: [Queue.stateWriter], log });
-    log.info({ batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
+    log.info({ mode: config.mode, batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
     return { checks: () => ({ writes: consumer.health() }) };
   },
 });
+
+/**
+ * Write mode ignores the report-only shadow; dropping it also stops agents re-reporting the
+ * rows it held. Not fatal: a writer that cannot reach the database finds out on its first batch.
+ */
+async function dropShadow(db: Kysely<Database>, dbBreaker: Breaker, log: Logger): Promise<void> {
+  try {
+    const dropped = await dbBreaker.run(() => clearShadow(db));
+    if (dropped > 0) log.info({ dropped }, 'report-only shadow dropped: writing starts from the real table');
+  } catch (err) {
+    log.warn({ err: coerceError(err) }, 'report-only shadow not dropped (write mode ignores it; agents keep re-reporting its rows until it is)');
+  }
+}

@@ -32,11 +32,12 @@ export interface HostComparison {
 }
 
 /**
- * A found instance is reported when its state differs from the row's, or when the writer
- * is counting it as missed (it resets the count only if it hears the instance is back).
+ * A found instance is reported when its state differs from the row's, when the writer
+ * is counting it as missed (it resets the count only if it hears the instance is back), or
+ * when a report-only writer's shadow has it otherwise (it drops that only if it hears).
  */
-export function needsObservation(row: Pick<HostInstance, 'powerState' | 'missedReports'>, state: PowerState): boolean {
-  return state !== row.powerState || row.missedReports > 0;
+export function needsObservation(row: Pick<HostInstance, 'powerState' | 'missedReports' | 'shadowed'>, state: PowerState): boolean {
+  return state !== row.powerState || row.missedReports > 0 || row.shadowed;
 }
 
 export function compareHost(rows: readonly HostInstance[], hypervisor: Pick<HypervisorSnapshot, 'domainCount' | 'states' | 'unreadable'>): HostComparison {

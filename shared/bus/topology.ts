@@ -14,7 +14,10 @@ export const Exchange = {
   ticks: 'virtsync.ticks',
   /** topic, `observation.<host>` */
   observations: 'virtsync.observations',
-  /** topic, `instance.<host>.<new power state>` */
+  /**
+   * topic, `instance.<host>.<new power state>`; a report-only writer's proposals under
+   * `proposed.<host>.<new power state>`, which no `instance.#` binding receives.
+   */
   changes: 'virtsync.changes',
   /** topic, `report.<host>`, `unknown.<host>` and `host.<host>.<liveness state>` */
   reports: 'virtsync.reports',
@@ -43,8 +46,11 @@ export function observationRoutingKey(host: string): string {
   return `observation.${hostRoutingWord(host)}`;
 }
 
-export function changeRoutingKey(host: string, powerState: PowerState): string {
-  return `instance.${hostRoutingWord(host)}.${powerStateKey(powerState)}`;
+/** What a message on the changes exchange is: a committed change, or a report-only writer's proposal. */
+export type ChangeKind = 'instance' | 'proposed';
+
+export function changeRoutingKey(host: string, powerState: PowerState, kind: ChangeKind = 'instance'): string {
+  return `${kind}.${hostRoutingWord(host)}.${powerStateKey(powerState)}`;
 }
 
 export function reportRoutingKey(host: string): string {

@@ -5,6 +5,8 @@ import type { Database, Db } from './database.ts';
 export interface OutboxEvent {
   eventId: string;
   routingKey: string;
+  /** The AMQP `type` it is published with: `instance-change`, or `proposed-change` from a report-only writer. */
+  messageType: string;
   payload: unknown;
 }
 
@@ -19,6 +21,7 @@ export async function insertOutboxEvents(trx: Transaction<Database>, events: rea
     .values(events.map((event) => ({
       event_id: event.eventId,
       routing_key: event.routingKey,
+      message_type: event.messageType,
       payload: JSON.stringify(event.payload),
     })))
     .execute();
@@ -55,11 +58,11 @@ export async function claimUnpublished(
         .forUpdate()
         .skipLocked(),
     )
-    .returning(['seq', 'event_id', 'routing_key', 'payload'])
+    .returning(['seq', 'event_id', 'routing_key', 'message_type', 'payload'])
     .execute();
   // RETURNING follows no order: publish oldest first.
   return rows
-    .map((row) => ({ seq: row.seq, eventId: row.event_id, routingKey: row.routing_key, payload: row.payload }))
+    .map((row) => ({ seq: row.seq, eventId: row.event_id, routingKey: row.routing_key, messageType: row.message_type, payload: row.payload }))
     .sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
 }
 

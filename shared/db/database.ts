@@ -46,12 +46,35 @@ export interface InstanceSyncStateTable {
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+/**
+ * Report-only mode's shadow (migration 0009): per instance, the row as the writer would have
+ * left it and its bookkeeping, with the cloud's row (`base_*`) the entry was derived from.
+ */
+export interface InstanceSyncShadowTable {
+  uuid: string;
+  base_host: string;
+  base_power_state: PowerState;
+  base_vm_state: VmState;
+  base_task_state: string | null;
+  base_deleted: boolean;
+  shadow_power_state: PowerState;
+  shadow_vm_state: VmState;
+  missed_reports: ColumnType<number, number | undefined, number>;
+  look_host: string | null;
+  /** bigint: node-postgres returns it as a string. */
+  look_epoch: ColumnType<string | null, number | null, number | null>;
+  look_seq: ColumnType<string | null, number | null, number | null>;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 /** Committed changes waiting to be (or already) published; written in the writer's transaction. */
 export interface ChangeOutboxTable {
   seq: Generated<string>;
   event_id: string;
   routing_key: string;
   payload: ColumnType<unknown, string, never>;
+  /** The AMQP `type` the relay publishes the row with: a change event or a proposal (0009). */
+  message_type: ColumnType<string, string | undefined, never>;
   created_at: CreatedAt;
   published_at: Timestamp | null;
   /** When a relay claimed the row to publish it; a claim past its time-to-live may be taken over. */
@@ -143,6 +166,7 @@ export interface Database {
   agent_logins: AgentLoginsTable;
   instances: InstancesTable;
   instance_sync_state: InstanceSyncStateTable;
+  instance_sync_shadow: InstanceSyncShadowTable;
   change_outbox: ChangeOutboxTable;
   audit_log: AuditLogTable;
   host_sync_reports: HostSyncReportsTable;

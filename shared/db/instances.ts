@@ -1,8 +1,10 @@
 import { sql, type Transaction } from 'kysely';
 import type { PowerState } from '../power-state.ts';
 import type { InstanceSnapshot } from '../sync-rules.ts';
+import { shadowAwaitsReport } from '../sync-shadow.ts';
 import type { VmState } from '../vm-state.ts';
 import type { Database, Db } from './database.ts';
+import { JOINED_SHADOW_COLUMNS, joinedShadowOf } from './sync-shadow.ts';
 
 /** What an agent needs of a row to compare it with its hypervisor, and to tell the writer what it read. */
 export interface HostInstance {
@@ -12,9 +14,11 @@ export interface HostInstance {
   taskState: string | null;
   /** > 0: the writer is counting misses and needs to hear when the instance is found again. */
   missedReports: number;
+  /** A report-only writer's shadow has the row elsewhere (or counts misses): it needs to hear the instance's state even when it agrees with the row. */
+  shadowed: boolean;
 }
 
-/** A host's live rows: one indexed read per tick (instances_host_live_idx). */
+/** A host's live rows, with the report-only shadow's entries of them: one indexed read per tick (instances_host_live_idx). */
 export async function readHostInstances(db: Db, host: string): Promise<HostInstance[]> {
   const rows = await liveRows(db).where('i.host', '=', host).execute();
   return rows.map(toHostInstance);
@@ -22,7 +26,7 @@ export async function readHostInstances(db: Db, host: string): Promise<HostInsta
 
 /** One live instance wherever it is, for the agent's per-domain look after a lifecycle event. */
 export async function readLiveInstance(db: Db, uuid: string): Promise<(HostInstance & { host: string }) | undefined> {
-  const row = await liveRows(db).select('i.host').where('i.uuid', '=', uuid).executeTakeFirst();
+  const row = await liveRows(db).where('i.uuid', '=', uuid).executeTakeFirst();
   return row === undefined ? undefined : { ...toHostInstance(row), host: row.host };
 }
 
@@ -30,12 +34,23 @@ function liveRows(db: Db) {
   return db
     .selectFrom('instances as i')
     .leftJoin('instance_sync_state as s', 's.uuid', 'i.uuid')
-    .select(['i.uuid', 'i.power_state', 'i.vm_state', 'i.task_state', 's.missed_reports'])
+    .leftJoin('instance_sync_shadow as sh', 'sh.uuid', 'i.uuid')
+    .select(['i.uuid', 'i.host', 'i.power_state', 'i.vm_state', 'i.task_state', 's.missed_reports', ...JOINED_SHADOW_COLUMNS])
     .where('i.deleted_at', 'is', null);
 }
 
-function toHostInstance(row: { uuid: string; power_state: PowerState; vm_state: VmState; task_state: string | null; missed_reports: number | null }): HostInstance {
-  return { uuid: row.uuid, powerState: row.power_state, vmState: row.vm_state, taskState: row.task_state, missedReports: row.missed_reports ?? 0 };
+type LiveRow = Awaited<ReturnType<ReturnType<typeof liveRows>['executeTakeFirstOrThrow']>>;
+
+function toHostInstance(row: LiveRow): HostInstance {
+  const cloud = { host: row.host, powerState: row.power_state, vmState: row.vm_state, taskState: row.task_state, deleted: false };
+  return {
+    uuid: row.uuid,
+    powerState: row.power_state,
+    vmState: row.vm_state,
+    taskState: row.task_state,
+    missedReports: row.missed_reports ?? 0,
+    shadowed: shadowAwaitsReport(joinedShadowOf(row), cloud),
+  };
 }
 
 /**

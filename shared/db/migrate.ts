@@ -16,6 +16,7 @@ import * as m0005 from './migrations/0005-host-liveness.ts';
 import * as m0006 from './migrations/0006-instance-sync-state.ts';
 import * as m0007 from './migrations/0007-outbox-claims.ts';
 import * as m0008 from './migrations/0008-agent-row-security.ts';
+import * as m0009 from './migrations/0009-report-only-shadow.ts';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-initial': m0001,
@@ -26,6 +27,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0006-instance-sync-state': m0006,
   '0007-outbox-claims': m0007,
   '0008-agent-row-security': m0008,
+  '0009-report-only-shadow': m0009,
 };
 
 export async function migrateToLatest(db: Kysely<Database>, log: Logger, migrations: Readonly<Record<string, Migration>> = MIGRATIONS): Promise<void> {

@@ -3,6 +3,7 @@ import { changeEventSchema } from './change-event.ts';
 import { hostLivenessSchema } from './host-liveness.ts';
 import { hostReportSchema } from './host-report.ts';
 import { hostObservationsSchema } from './observation.ts';
+import { proposedChangeSchema } from './proposed-change.ts';
 import { tickSchema } from './tick.ts';
 import { unknownDomainSchema } from './unknown-domain.ts';
 
@@ -10,6 +11,7 @@ export const CONTRACTS = {
   tick: tickSchema,
   'host-observations': hostObservationsSchema,
   'change-event': changeEventSchema,
+  'proposed-change': proposedChangeSchema,
   'host-report': hostReportSchema,
   'unknown-domain': unknownDomainSchema,
   'host-liveness': hostLivenessSchema,

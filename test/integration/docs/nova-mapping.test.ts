@@ -76,7 +76,7 @@ test('the agent reads Nova rows through the view as virtsync rows', async () => 
   const rows = await readHostInstances(virtsync, host);
   assert.deepEqual(
     rows.sort((a, b) => a.uuid.localeCompare(b.uuid)),
-    [running, busy].sort().map((uuid) => ({ uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: uuid === busy ? 'powering-off' : null, missedReports: 0 })),
+    [running, busy].sort().map((uuid) => ({ uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: uuid === busy ? 'powering-off' : null, missedReports: 0, shadowed: false })),
   );
 });
 

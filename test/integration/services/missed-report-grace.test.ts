@@ -8,48 +8,34 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { after, before, test } from 'node:test';
-import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
-import { loadConfig, stateWriterEnv } from '../../../shared/config.ts';
 import type { Observation } from '../../../shared/messages/observation.ts';
 import { PowerState } from '../../../shared/power-state.ts';
-import { type RunningService, startService } from '../../../shared/service-runner.ts';
-import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
-import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
+import type { BusProbe } from '../../helpers/bus-probe.ts';
 import { lookSequence, observationOf, publishObservations, type RowAsRead } from '../../helpers/observations.ts';
-import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { testLogger } from '../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
+import type { TestDatabase } from '../../helpers/test-database.ts';
+import { openWriterRig, type WriterRig } from '../../helpers/writer-rig.ts';
 
 const HOST = 'grace-host';
 const uuid = randomUUID();
+let rig: WriterRig;
 let database: TestDatabase;
-let vhost: TestVhost;
 let probe: BusProbe;
-let bus: BusConnection;
-let writer: RunningService | undefined;
 /** The agent's looks; replaced when the agent restarts (a new epoch, its sequence from 1 again). */
 let nextLook = lookSequence(1);
 
 before(async () => {
-  database = await createTestDatabase();
-  vhost = await createTestVhost();
-  probe = await openBusProbe(vhost.amqpUrl);
-  bus = connectBus({ url: vhost.amqpUrl, name: 'test writer', log: testLogger });
+  rig = await openWriterRig();
+  ({ database, probe } = rig);
   await database.db.insertInto('instances').values({ uuid, host: HOST, power_state: PowerState.RUNNING, vm_state: 'active' }).execute();
 });
 
 after(async () => {
-  await writer?.stop();
-  await bus?.close();
-  await probe?.close();
-  await vhost?.delete();
-  await database?.drop();
+  await rig?.close();
 });
 
 async function startWriter(): Promise<void> {
-  const config = loadConfig(stateWriterEnv, { DATABASE_URL: database.url, AMQP_URL: vhost.amqpUrl, MISSING_GRACE_CYCLES: '3', WRITER_BATCH_LINGER_MS: '10' });
-  writer = await startService(stateWriter, { config, db: database.db, bus, log: testLogger });
+  await rig.startWriter({ MISSING_GRACE_CYCLES: '3' });
 }
 
 /** A tick's look at the host: the row as the agent read it just before, and what libvirt said. */
@@ -105,7 +91,6 @@ test('NOSTATE only on the third consecutive miss, across a writer restart', asyn
   await decidedSoFar();
   assert.deepEqual(await state(), { missed: 2, power: PowerState.RUNNING, look: '1.2' }, 'the redelivered miss was not counted');
 
-  await writer?.stop();
   await startWriter();
   // The agent restarted too: a new epoch, its sequence from 1 again, still a newer look.
   nextLook = lookSequence(2);

@@ -6,51 +6,32 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Message } from 'amqplib';
-import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { Exchange } from '../../../shared/bus/topology.ts';
-import { loadConfig, stateWriterEnv } from '../../../shared/config.ts';
 import { PowerState } from '../../../shared/power-state.ts';
-import { type RunningService, startService } from '../../../shared/service-runner.ts';
-import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
-import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
+import type { BusProbe } from '../../helpers/bus-probe.ts';
 import { observationOf, publishObservations } from '../../helpers/observations.ts';
-import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
-import { testLogger } from '../../helpers/test-logger.ts';
-import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
+import type { TestDatabase } from '../../helpers/test-database.ts';
+import { openWriterRig, type WriterRig } from '../../helpers/writer-rig.ts';
 
 const HOST = 'retention-host';
 const RETENTION_MS = 1_500;
 const uuid = randomUUID();
+let rig: WriterRig;
 let database: TestDatabase;
-let vhost: TestVhost;
 let probe: BusProbe;
-let bus: BusConnection;
-let writer: RunningService | undefined;
 let changes: Message[];
 
 before(async () => {
-  database = await createTestDatabase();
-  vhost = await createTestVhost();
-  probe = await openBusProbe(vhost.amqpUrl);
+  rig = await openWriterRig();
+  ({ database, probe } = rig);
   changes = await probe.collect(Exchange.changes, 'instance.#');
-  bus = connectBus({ url: vhost.amqpUrl, name: 'test writer', log: testLogger });
   await database.db.insertInto('instances').values({ uuid, host: HOST, power_state: PowerState.RUNNING, vm_state: 'active' }).execute();
-  const config = loadConfig(stateWriterEnv, {
-    DATABASE_URL: database.url,
-    AMQP_URL: vhost.amqpUrl,
-    OUTBOX_POLL_MS: '100',
-    OUTBOX_RETENTION_MS: String(RETENTION_MS),
-  });
-  writer = await startService(stateWriter, { config, db: database.db, bus, log: testLogger });
+  await rig.startWriter({ OUTBOX_RETENTION_MS: String(RETENTION_MS) });
 });
 
 after(async () => {
-  await writer?.stop();
-  await bus?.close();
-  await probe?.close();
-  await vhost?.delete();
-  await database?.drop();
+  await rig?.close();
 });
 
 test('a published change is kept for OUTBOX_RETENTION_MS, then deleted from the outbox', async () => {

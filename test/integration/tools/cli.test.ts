@@ -15,6 +15,7 @@ import { recordHostReports } from '../../../shared/db/host-sync-reports.ts';
 import { type ChangeEvent, changeEventSchema } from '../../../shared/messages/change-event.ts';
 import { encodeMessage, parseMessage } from '../../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../../shared/messages/fields.ts';
+import { proposedChangeSchema } from '../../../shared/messages/proposed-change.ts';
 import { tickSchema } from '../../../shared/messages/tick.ts';
 import { PowerState, powerStateName } from '../../../shared/power-state.ts';
 import { VmState } from '../../../shared/vm-state.ts';
@@ -240,6 +241,20 @@ describe('tail', () => {
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
     assert.deepEqual(changeEventSchema.parse(JSON.parse(lines[0] ?? '')), wanted);
+  });
+
+  test("--proposed follows a report-only writer's proposals, and only those", async () => {
+    const tail = startCli(['tail', '--proposed', '--count', '1'], env);
+    await tail.waitForStderr('listening for proposals on virtsync.changes matching proposed.*.*');
+    publishChange(changeEvent());
+    const { committedAt, ...body } = changeEvent();
+    const proposal = proposedChangeSchema.parse({ ...body, decidedAt: committedAt });
+    probe.publish(Exchange.changes, changeRoutingKey(proposal.host, proposal.after.powerState, 'proposed'), proposal);
+    const result = await tail.exited;
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0] ?? '', new RegExp(`^${proposal.decidedAt}  ${proposal.instanceUuid}  h1  stopped\\s+RUNNING/active → SHUTOFF/shutoff$`));
   });
 
   test('stops on SIGINT with exit 0', async () => {

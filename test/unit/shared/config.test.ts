@@ -57,6 +57,7 @@ describe('loadConfig: defaults', () => {
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
+      mode: 'write',
       publishers: { required: false, fleet: [] },
       clockSkewWarnMs: 60_000,
       staleSkipsWarn: 10,
@@ -183,6 +184,11 @@ describe('loadConfig: TLS and identities', () => {
   test('the writer: publisher checks on, with the simulator allowed to report on any host', () => {
     const config = loadConfig(stateWriterEnv, { WRITER_REQUIRE_PUBLISHER: 'true', WRITER_FLEET_PUBLISHERS: 'virtsync-simulator, demo' });
     assert.deepEqual(config.publishers, { required: true, fleet: ['virtsync-simulator', 'demo'] });
+  });
+
+  test('the writer: report-only mode, and no other', () => {
+    assert.equal(loadConfig(stateWriterEnv, { WRITER_MODE: 'report-only' }).mode, 'report-only');
+    assertConfigError(() => loadConfig(stateWriterEnv, { WRITER_MODE: 'dry-run' }), ['WRITER_MODE']);
   });
 });
 

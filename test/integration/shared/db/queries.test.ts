@@ -61,13 +61,14 @@ describe('instances', () => {
     const rows = await readHostInstances(database.db, hostA);
     const byUuid = new Map(rows.map((row) => [row.uuid, row]));
     assert.equal(rows.length, 2);
-    assert.deepEqual(byUuid.get(live[0]!.uuid), { uuid: live[0]!.uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null, missedReports: 0 });
+    assert.deepEqual(byUuid.get(live[0]!.uuid), { uuid: live[0]!.uuid, powerState: PowerState.RUNNING, vmState: VmState.ACTIVE, taskState: null, missedReports: 0, shadowed: false });
     assert.deepEqual(byUuid.get(live[1]!.uuid), {
       uuid: live[1]!.uuid,
       powerState: PowerState.SHUTOFF,
       vmState: VmState.SHUTOFF,
       taskState: 'powering-on',
       missedReports: 2,
+      shadowed: false,
     });
     assert.deepEqual(await readHostInstances(database.db, `nobody-${suffix}`), []);
   });
@@ -181,6 +182,8 @@ describe('change_outbox', () => {
   const events = Array.from({ length: 10 }, (_, index) => ({
     eventId: randomUUID(),
     routingKey: `instance.${hostA}.running`,
+    // Every other one a report-only writer's proposal: the relay gets each row's type back.
+    messageType: index % 2 === 0 ? 'instance-change' : 'proposed-change',
     payload: { index, nested: { ok: true } },
   }));
 
@@ -222,6 +225,11 @@ describe('change_outbox', () => {
     assert.deepEqual((await claim('relay-e', 100, { claimTtlMs: 0 })).map((event) => event.eventId).sort(), [...first, ...second, ...third].map((event) => event.eventId).sort());
     await markPublished(database.db, events.slice(0, 4).map((event) => event.eventId));
     for (const event of all) assert.equal(event.routingKey, `instance.${hostA}.running`);
+    assert.deepEqual(
+      new Map(all.map((event) => [event.eventId, event.messageType])),
+      new Map(events.map((event) => [event.eventId, event.messageType])),
+      'each row comes back with its message type',
+    );
   });
 
   test('markPublished sets published_at and countUnpublished counts the rest; published rows are never claimed', async () => {
@@ -239,7 +247,7 @@ describe('change_outbox', () => {
   });
 
   test('deletePublishedBefore deletes only rows published longer ago than the retention, oldest first, at most the limit', async () => {
-    const fresh = Array.from({ length: 3 }, () => ({ eventId: randomUUID(), routingKey: `instance.${hostA}.paused`, payload: {} }));
+    const fresh = Array.from({ length: 3 }, () => ({ eventId: randomUUID(), routingKey: `instance.${hostA}.paused`, messageType: 'instance-change', payload: {} }));
     await database.db.transaction().execute((trx) => insertOutboxEvents(trx, fresh));
     // The ten above were published an hour ago; of the three new ones, one a second ago and two never.
     await sql`update change_outbox set published_at = now() - interval '1 hour' where event_id = any(${sql.val(events.map((e) => e.eventId))}::uuid[])`.execute(database.db);

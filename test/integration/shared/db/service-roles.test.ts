@@ -96,6 +96,18 @@ describe('service roles', () => {
     await denied('virtsync_agent', updateInstance, [uuid]);
     await denied('virtsync_agent', insertAudit, [randomUUID(), uuid]);
     await denied('virtsync_agent', "insert into change_outbox (event_id, routing_key, payload) values (gen_random_uuid(), 'k', '{}')");
+    await denied('virtsync_agent', `delete from instance_sync_shadow`);
+  });
+
+  test("report-only mode's shadow: the writer keeps it, an agent reads its own host's entries only", async () => {
+    const entry = `insert into instance_sync_shadow (uuid, base_host, base_power_state, base_vm_state, base_deleted, shadow_power_state, shadow_vm_state)
+      values ($1, 'h1', 1, 'active', false, 5, 'shutoff')`;
+    await as('virtsync_writer').query(entry, [uuid]);
+    await as('virtsync_writer').query(entry.replace("'h1'", "'h2'"), [otherHostsUuid]);
+    assert.deepEqual((await as('virtsync_agent').query('select uuid from instance_sync_shadow')).rows, [{ uuid }]);
+    assert.equal((await as('virtsync_reader').query('select uuid from instance_sync_shadow')).rowCount, 2);
+    await denied('virtsync_reader', 'delete from instance_sync_shadow');
+    assert.equal((await as('virtsync_writer').query('delete from instance_sync_shadow')).rowCount, 2);
   });
 
   test('the writer updates instances and writes and prunes the outbox, but not the audit trail', async () => {

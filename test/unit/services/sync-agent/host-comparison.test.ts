@@ -15,7 +15,7 @@ const UUID = {
 } as const;
 
 function instance(uuid: string, powerState: PowerState, vmState: VmState = VmState.ACTIVE, missedReports = 0): HostInstance {
-  return { uuid, powerState, vmState, taskState: null, missedReports };
+  return { uuid, powerState, vmState, taskState: null, missedReports, shadowed: false };
 }
 
 function snapshot(
@@ -169,6 +169,18 @@ describe('compareHost', () => {
   test('an in-sync row being counted as missed is reported again, so the writer clears its count', () => {
     const result = compareHost(
       [instance('a', PowerState.RUNNING, VmState.ACTIVE, 2), instance('b', PowerState.RUNNING)],
+      snapshot([
+        ['a', PowerState.RUNNING],
+        ['b', PowerState.RUNNING],
+      ]),
+    );
+    assert.deepEqual(statesOf(result.discrepancies), [{ uuid: 'a', powerState: PowerState.RUNNING }]);
+    assert.equal(result.drifted, 0);
+  });
+
+  test("an in-sync row a report-only writer's shadow has otherwise is reported, so the writer drops its entry", () => {
+    const result = compareHost(
+      [{ ...instance('a', PowerState.RUNNING), shadowed: true }, instance('b', PowerState.RUNNING)],
       snapshot([
         ['a', PowerState.RUNNING],
         ['b', PowerState.RUNNING],

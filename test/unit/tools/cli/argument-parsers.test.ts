@@ -46,3 +46,4 @@ const patterns: Array<[string | undefined, PowerState | undefined, string]> = [
 for (const [host, state, pattern] of patterns) {
   test(`tail binds ${pattern}`, () => assert.equal(changeBindingPattern(host, state), pattern));
 }
+test('tail --proposed binds proposed.<host>.<state>', () => assert.equal(changeBindingPattern('compute-01.dc1', PowerState.SHUTOFF, 'proposed'), 'proposed.compute-01_dc1.shutoff'));
