@@ -246,8 +246,8 @@ describe('tail', () => {
   test("--proposed follows a report-only writer's proposals, and only those", async () => {
     const tail = startCli(['tail', '--proposed', '--count', '1'], env);
     await tail.waitForStderr('listening for proposals on virtsync.changes matching proposed.*.*');
-    publishChange(changeEvent());
-    const { committedAt, ...body } = changeEvent();
+    publishChange(changeEventFor('h1'));
+    const { committedAt, ...body } = changeEventFor('h1');
     const proposal = proposedChangeSchema.parse({ ...body, decidedAt: committedAt });
     probe.publish(Exchange.changes, changeRoutingKey(proposal.host, proposal.after.powerState, 'proposed'), proposal);
     const result = await tail.exited;
