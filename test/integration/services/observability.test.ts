@@ -66,7 +66,8 @@ before(async () => {
       }),
     };
   };
-  start('agent', 'sync-agent', { AGENT_HOSTS: host, LIBVIRT_URI: libvirt.uriTemplate, AGENT_LIFECYCLE_EVENTS: 'false' });
+  // No start-up sync: the metrics are counted for exactly the one tick the test sends.
+  start('agent', 'sync-agent', { AGENT_HOSTS: host, LIBVIRT_URI: libvirt.uriTemplate, AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false' });
   start('writer', 'state-writer', { WRITER_BATCH_LINGER_MS: '20' });
   await waitFor('both HTTP servers', () => services.agent.port !== undefined && services.writer.port !== undefined, { timeoutMs: 20_000 });
   await waitFor('both services ready', async () => (await get('agent', '/readyz')).status === 200 && (await get('writer', '/readyz')).status === 200, {
