@@ -5,6 +5,7 @@
  * SIGINT/SIGTERM or when the deadline passes.
  */
 import os from 'node:os';
+import { coerceError } from '../../shared/errors.ts';
 
 export interface BenchContext {
   /** Registers an undo step; steps run in reverse order of registration. */
@@ -63,7 +64,7 @@ export async function runBench(
             }),
           ]);
         } catch (err) {
-          process.stderr.write(`cleanup "${step.label}" failed: ${(err as Error).message}\n`);
+          process.stderr.write(`cleanup "${step.label}" failed: ${coerceError(err).message}\n`);
         } finally {
           clearTimeout(timer);
         }

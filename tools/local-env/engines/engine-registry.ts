@@ -97,9 +97,10 @@ export function removeLeftovers(): string[] {
     .map((line) => line.trim().split(/\s+/))
     .filter((fields) => fields[0] === '15' && fields[1] !== undefined && orphaned(fields[1]));
   for (const [version, name] of clusters) {
-    execFileSync('pg_dropcluster', [version as string, name as string, '--stop'], { stdio: 'ignore' });
+    if (version === undefined || name === undefined) continue;
+    execFileSync('pg_dropcluster', [version, name, '--stop'], { stdio: 'ignore' });
     rmSync(`/var/log/postgresql/postgresql-${version}-${name}.log`, { force: true });
-    removed.push(name as string);
+    removed.push(name);
   }
   return removed;
 }
