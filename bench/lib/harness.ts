@@ -81,7 +81,7 @@ export async function runBench(
   };
   // An error event nobody listens to (a closed channel, say) must not skip the cleanup.
   process.once('uncaughtException', (err) => abort(`uncaught ${err.stack ?? String(err)}`, 1));
-  process.once('unhandledRejection', (reason) => abort(`unhandled rejection ${(reason as Error)?.stack ?? String(reason)}`, 1));
+  process.once('unhandledRejection', (reason) => abort(`unhandled rejection ${coerceError(reason).stack ?? String(reason)}`, 1));
   process.once('SIGINT', () => abort('interrupted', 130));
   process.once('SIGTERM', () => abort('terminated', 143));
   const deadline = setTimeout(() => abort(`deadline of ${options.deadlineMs} ms passed`, 1), options.deadlineMs);
@@ -98,7 +98,7 @@ export async function runBench(
     await body(context);
   } catch (err) {
     code = 1;
-    process.stderr.write(`\n${options.name} failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`\n${options.name} failed: ${coerceError(err).stack ?? String(err)}\n`);
   }
   await cleanUp();
   clearTimeout(deadline);
