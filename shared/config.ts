@@ -212,6 +212,17 @@ export const stateWriterEnv = commonEnv
      * (docs/operations.md, "Rolling out on an existing cloud").
      */
     WRITER_MODE: z.enum(['write', 'report-only']).default('write'),
+    /**
+     * What happens to the instances of a host the tick producer judged unreachable: `report-only`
+     * (the liveness state and its alert say so; the rows stay as they are: without fencing nobody
+     * knows what the guests do) or `nostate` (after UNREACHABLE_NOSTATE_AFTER_MS more, power_state
+     * NOSTATE with rule host-unreachable, never while the report path is silent).
+     */
+    UNREACHABLE_HOST_POLICY: z.enum(['report-only', 'nostate']).default('report-only'),
+    /** How long a host stays unreachable before the `nostate` policy applies (the database's clock). */
+    UNREACHABLE_NOSTATE_AFTER_MS: positiveInt.default(600_000),
+    /** How often the writer looks for hosts the `nostate` policy applies to. */
+    UNREACHABLE_CHECK_MS: positiveInt.default(30_000),
   })
   .superRefine(checkTls)
   .transform((env) => ({
@@ -225,6 +236,7 @@ export const stateWriterEnv = commonEnv
     outboxPollMs: env.OUTBOX_POLL_MS,
     outboxRetentionMs: env.OUTBOX_RETENTION_MS,
     publishers: { required: env.WRITER_REQUIRE_PUBLISHER, fleet: env.WRITER_FLEET_PUBLISHERS },
+    unreachableHosts: { policy: env.UNREACHABLE_HOST_POLICY, afterMs: env.UNREACHABLE_NOSTATE_AFTER_MS, checkMs: env.UNREACHABLE_CHECK_MS },
   }));
 
 export const auditSubscriberEnv = commonEnv

@@ -69,7 +69,9 @@ export type UpdateRule =
   /** Any other state, or SHUTOFF-like on a non-ACTIVE row: power_state only. */
   | 'power-only'
   /** Not on the hypervisor, not migrating, not moved: power_state NOSTATE. */
-  | 'missing';
+  | 'missing'
+  /** Its host has been unreachable past the operator's delay (UNREACHABLE_HOST_POLICY=nostate): power_state NOSTATE. */
+  | 'host-unreachable';
 
 /** Rules that leave the row alone. */
 export type SkipRule =
@@ -108,7 +110,7 @@ export type Decision =
   | { action: 'count'; rule: CountRule; missedReports: number }
   | { action: 'skip'; rule: SkipRule };
 
-export const UPDATE_RULES = ['stopped', 'running', 'power-only', 'missing'] as const satisfies readonly UpdateRule[];
+export const UPDATE_RULES = ['stopped', 'running', 'power-only', 'missing', 'host-unreachable'] as const satisfies readonly UpdateRule[];
 export const COUNT_RULES = ['missing-grace', 'reappeared'] as const satisfies readonly CountRule[];
 export const SKIP_RULES = [
   'deleted',
@@ -198,6 +200,21 @@ export function nextSnapshot(row: InstanceSnapshot | undefined, decision: Decisi
   return { ...row, ...written, lastLook, written, missedReports: decision.missedReports };
 }
 
+/**
+ * An instance of a host that has been unreachable past the operator's delay, under the
+ * `nostate` policy: nobody can say what it is doing, so it becomes NOSTATE, unless the row is
+ * gone, has moved, or the cloud is busy with it (an operation, a migration). Not a look: the
+ * look bookkeeping stays as it is, and the host's next look decides again when it is back.
+ */
+export function decideUnreachableHost(row: InstanceSnapshot | undefined, host: string): Decision {
+  if (row === undefined || row.deleted) return skip('deleted');
+  if (row.host !== host) return skip('moved');
+  if (row.taskState !== null) return skip('task-in-progress');
+  if (row.vmState === VmState.MIGRATING) return skip('migrating-in');
+  if (row.powerState === PowerState.NOSTATE) return skip('equal');
+  return { action: 'update', rule: 'host-unreachable', powerState: PowerState.NOSTATE, vmState: row.vmState, missedReports: row.missedReports };
+}
+
 /** Whether `a` is a later look than `b` of the same host. */
 export function isNewerLook(a: LookOrder, b: LookOrder): boolean {
   return a.epoch > b.epoch || (a.epoch === b.epoch && a.seq > b.seq);
@@ -225,6 +242,7 @@ export const RULE_REASONS: Record<SyncRule, string> = {
   running: 'the hypervisor reports the instance running',
   'power-only': 'the hypervisor reports another power state',
   missing: 'the hypervisor does not know the instance',
+  'host-unreachable': 'its host has been unreachable longer than the operator allows; its state is unknown',
   'missing-grace': 'the hypervisor does not know the instance, within the missed-report grace',
   reappeared: 'the hypervisor knows the instance again',
   deleted: 'the instance was deleted',

@@ -33,18 +33,21 @@ export interface Ledger {
 
 type EventBody = Omit<ChangeEvent, 'committedAt'>;
 
+/** What a change was decided on: an observation, or (for the unreachable-host policy) the writer's own finding. */
+export type ChangeSource = Pick<Observation, 'instanceUuid' | 'observationId' | 'observedAt'>;
+
 /** The fields a change event and a proposal share. */
-export function eventBody(observation: Observation, host: string, rule: ChangeEvent['rule'], before: ChangeEvent['before'], after: ChangeEvent['after']): EventBody {
+export function eventBody(source: ChangeSource, host: string, rule: ChangeEvent['rule'], before: ChangeEvent['before'], after: ChangeEvent['after']): EventBody {
   return {
     schemaVersion: SCHEMA_VERSION,
     eventId: randomUUID(),
-    instanceUuid: observation.instanceUuid,
+    instanceUuid: source.instanceUuid,
     host,
     rule,
     before,
     after,
-    observationId: observation.observationId,
-    observedAt: observation.observedAt,
+    observationId: source.observationId,
+    observedAt: source.observedAt,
   };
 }
 

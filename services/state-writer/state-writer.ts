@@ -10,9 +10,9 @@ import { startBatchConsumer } from '../../shared/bus/batch-consumer.ts';
 import { registerQueueDepthGauge } from '../../shared/bus/queue-depth-gauge.ts';
 import { startDeadLetterWatch } from '../../shared/bus/dead-letter-watch.ts';
 import { coreTopology, Queue } from '../../shared/bus/topology.ts';
-import { stateWriterEnv } from '../../shared/config.ts';
+import { type StateWriterConfig, stateWriterEnv } from '../../shared/config.ts';
 import { hostObservationsSchema, observationsOf } from '../../shared/messages/observation.ts';
-import { defineService } from '../../shared/service-runner.ts';
+import { type Closer, defineService } from '../../shared/service-runner.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { clearShadow } from '../../shared/db/sync-shadow.ts';
 import { coerceError } from '../../shared/errors.ts';
@@ -20,8 +20,9 @@ import type { Logger } from '../../shared/logging.ts';
 import { applyObservations } from './apply-observations.ts';
 import { createBatchLog } from './batch-log.ts';
 import { registerInstanceStateGauge } from './instance-state-gauge.ts';
-import { startOutboxRelay } from './outbox-relay.ts';
+import { type OutboxRelay, startOutboxRelay } from './outbox-relay.ts';
 import { refusedPublisher } from './publisher-check.ts';
+import { startUnreachableHostPolicy } from './unreachable-hosts.ts';
 
 export const stateWriter = defineService({
   name: 'state-writer',
@@ -59,10 +60,26 @@ export const stateWriter = defineService({
     // Read at scrape time: the fleet by state, and the observations waiting for a writer.
     registerInstanceStateGauge({ registry: metrics, db, log });
     registerQueueDepthGauge({ registry: metrics, channel: publisher, queues: [Queue.stateWriter], log });
+    startUnreachablePolicy(config, { db, dbBreaker, relay, defer, log });
     log.info({ mode: config.mode, batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
     return { checks: () => ({ writes: consumer.health() }) };
   },
 });
+
+/** UNREACHABLE_HOST_POLICY=nostate writes rows: a report-only writer leaves it to the writing ones. */
+function startUnreachablePolicy(
+  config: Pick<StateWriterConfig, 'mode' | 'unreachableHosts'>,
+  deps: { db: Kysely<Database>; dbBreaker: Breaker; relay: OutboxRelay; defer: (closer: Closer) => void; log: Logger },
+): void {
+  const { policy, afterMs, checkMs } = config.unreachableHosts;
+  if (policy !== 'nostate') return;
+  if (config.mode !== 'write') {
+    deps.log.warn('UNREACHABLE_HOST_POLICY=nostate is not applied by a report-only writer: it writes nothing');
+    return;
+  }
+  const unreachable = startUnreachableHostPolicy({ ...deps, afterMs, checkMs, publishCommitted: (outbox) => deps.relay.publishCommitted(outbox) });
+  deps.defer(() => unreachable.stop());
+}
 
 /**
  * Write mode ignores the report-only shadow; dropping it also stops agents re-reporting the

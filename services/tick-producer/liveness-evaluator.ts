@@ -21,6 +21,7 @@ import {
   markTransitionsPublished,
   readLivenessInputs,
   recordPipelineHealth,
+  REPORT_PATH,
   updateLiveness,
 } from '../../shared/db/host-liveness.ts';
 import { coerceError } from '../../shared/errors.ts';
@@ -30,7 +31,6 @@ import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostLiveness, hostLivenessSchema } from '../../shared/messages/host-liveness.ts';
 import { type HostJudgement, type HostLivenessInput, judgeLiveness, type LivenessSettings } from './liveness-rules.ts';
 
-export const REPORT_PATH = 'report-path';
 const PUBLISH_BATCH = 500;
 
 function toInput(row: LivenessInputRow): HostLivenessInput {

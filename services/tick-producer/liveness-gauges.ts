@@ -5,10 +5,9 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../shared/db/database.ts';
-import { listHostLiveness, listPipelineHealth } from '../../shared/db/host-liveness.ts';
+import { listHostLiveness, listPipelineHealth, REPORT_PATH } from '../../shared/db/host-liveness.ts';
 import { hostLastSuccessfulSync, hostsByLiveness, reportPathSilent } from '../../shared/metrics.ts';
 import { livenessStateSchema } from '../../shared/messages/host-liveness.ts';
-import { REPORT_PATH } from './liveness-evaluator.ts';
 
 export async function refreshLivenessGauges(db: Kysely<Database>): Promise<void> {
   const hosts = await listHostLiveness(db);

@@ -9,6 +9,9 @@ import type { Database } from './database.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/** The pipeline_health component of the report path: `silent` while most hosts go quiet together. */
+export const REPORT_PATH = 'report-path';
+
 export interface LivenessInputRow {
   host: string;
   state: LivenessState | null;
@@ -172,4 +175,20 @@ export interface PipelineHealthView {
 
 export async function listPipelineHealth(db: Db): Promise<PipelineHealthView[]> {
   return db.selectFrom('pipeline_health').select(['component', 'state', 'since', 'detail']).orderBy('component').execute();
+}
+
+/**
+ * Hosts unreachable for at least `afterMs` (the database's clock), unless the report path is
+ * silent: mass silence is virtsync's own failure, and says nothing about the hosts.
+ */
+export async function listHostsUnreachableFor(db: Db, afterMs: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('host_liveness')
+    .select('host')
+    .where('state', '=', 'unreachable')
+    .where('since', '<=', sql<Date>`now() - make_interval(secs => ${afterMs / 1000})`)
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('pipeline_health').select('component').where('component', '=', REPORT_PATH).where('state', '=', 'silent'))))
+    .orderBy('host')
+    .execute();
+  return rows.map((row) => row.host);
 }

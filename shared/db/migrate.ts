@@ -17,6 +17,7 @@ import * as m0006 from './migrations/0006-instance-sync-state.ts';
 import * as m0007 from './migrations/0007-outbox-claims.ts';
 import * as m0008 from './migrations/0008-agent-row-security.ts';
 import * as m0009 from './migrations/0009-report-only-shadow.ts';
+import * as m0010 from './migrations/0010-writer-reads-liveness.ts';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-initial': m0001,
@@ -28,6 +29,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0007-outbox-claims': m0007,
   '0008-agent-row-security': m0008,
   '0009-report-only-shadow': m0009,
+  '0010-writer-reads-liveness': m0010,
 };
 
 export async function migrateToLatest(db: Kysely<Database>, log: Logger, migrations: Readonly<Record<string, Migration>> = MIGRATIONS): Promise<void> {

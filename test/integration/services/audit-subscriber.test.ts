@@ -96,10 +96,11 @@ test('each change event lands as one audit_log row with before/after states, rul
     changeEvent({ rule: 'power-only', after: { powerState: PowerState.PAUSED, vmState: VmState.ACTIVE } }),
     // PostgreSQL prints uuids lower-case; the contract lower-cases them on the way in.
     changeEvent({ rule: 'missing', instanceUuid: randomUUID().toUpperCase(), after: { powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE } }),
+    changeEvent({ rule: 'host-unreachable', after: { powerState: PowerState.NOSTATE, vmState: VmState.ACTIVE } }),
   ];
   for (const event of events) publish(event);
   const ids = events.map((event) => event.eventId);
-  await waitFor('four audit rows', async () => (await auditRows(ids)).length === 4, WAIT);
+  await waitFor('an audit row each', async () => (await auditRows(ids)).length === events.length, WAIT);
 
   const rows = new Map((await auditRows(ids)).map((row) => [row.event_id, row]));
   const reasons = {
@@ -107,6 +108,7 @@ test('each change event lands as one audit_log row with before/after states, rul
     running: 'the hypervisor reports the instance running',
     'power-only': 'the hypervisor reports another power state',
     missing: 'the hypervisor does not know the instance',
+    'host-unreachable': 'its host has been unreachable longer than the operator allows; its state is unknown',
   };
   for (const event of events) {
     const row = rows.get(event.eventId);
@@ -183,8 +185,8 @@ test('an invalid event goes to the dead-letter queue with the reason, and the su
     assert.equal(message.properties.headers?.['x-virtsync-routing-key'], routingKey);
   }
   const recorded = await database.db.selectFrom('audit_log').select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow();
-  // 4 + 2 + the sentinel + the valid one: nothing from the bad messages.
-  assert.equal(Number(recorded.count), 8);
+  // 5 + 2 + the sentinel + the valid one: nothing from the bad messages.
+  assert.equal(Number(recorded.count), 9);
   assert.equal(await probe.messageCount(Queue.auditSubscriber), 0);
 });
 

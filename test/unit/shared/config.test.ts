@@ -61,6 +61,7 @@ describe('loadConfig: defaults', () => {
       publishers: { required: false, fleet: [] },
       clockSkewWarnMs: 60_000,
       staleSkipsWarn: 10,
+      unreachableHosts: { policy: 'report-only', afterMs: 600_000, checkMs: 30_000 },
     });
   });
 
@@ -189,6 +190,12 @@ describe('loadConfig: TLS and identities', () => {
   test('the writer: report-only mode, and no other', () => {
     assert.equal(loadConfig(stateWriterEnv, { WRITER_MODE: 'report-only' }).mode, 'report-only');
     assertConfigError(() => loadConfig(stateWriterEnv, { WRITER_MODE: 'dry-run' }), ['WRITER_MODE']);
+  });
+
+  test('the writer: the unreachable-host policy, report-only or nostate', () => {
+    const config = loadConfig(stateWriterEnv, { UNREACHABLE_HOST_POLICY: 'nostate', UNREACHABLE_NOSTATE_AFTER_MS: '1800000', UNREACHABLE_CHECK_MS: '60000' });
+    assert.deepEqual(config.unreachableHosts, { policy: 'nostate', afterMs: 1_800_000, checkMs: 60_000 });
+    assertConfigError(() => loadConfig(stateWriterEnv, { UNREACHABLE_HOST_POLICY: 'evacuate' }), ['UNREACHABLE_HOST_POLICY']);
   });
 });
 

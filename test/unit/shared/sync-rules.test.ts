@@ -5,6 +5,7 @@ import {
   type CloudState,
   COUNT_RULES,
   decide as decideRule,
+  decideUnreachableHost,
   type LookOrder,
   nextSnapshot as nextSnapshotRule,
   RULE_REASONS,
@@ -205,7 +206,8 @@ describe('decide: exhaustive cross product against the oracle', () => {
     // The product reaches every rule decide() can return, so no branch goes unchecked
     // (legacy-contract is the writer's, for observations decide() cannot take).
     // in-transition needs libvirt's reason: the next product covers it.
-    const withoutReason = [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].filter((rule) => rule !== 'legacy-contract' && rule !== 'in-transition');
+    // host-unreachable is decideUnreachableHost's (below), not an observation's.
+    const withoutReason = [...UPDATE_RULES, ...COUNT_RULES, ...SKIP_RULES].filter((rule) => rule !== 'legacy-contract' && rule !== 'in-transition' && rule !== 'host-unreachable');
     assert.deepEqual([...seenRules].sort(), withoutReason.sort());
   });
 
@@ -579,6 +581,50 @@ describe('decide: task in progress and missed-report grace', () => {
       powerState: PowerState.SHUTOFF,
       vmState: VmState.SHUTOFF,
       missedReports: 0,
+    });
+  });
+});
+
+describe('an unreachable host\'s instances (UNREACHABLE_HOST_POLICY=nostate)', () => {
+  test('every row state: NOSTATE unless the row is gone, elsewhere, busy, migrating or NOSTATE already', () => {
+    let checked = 0;
+    for (const vmState of VM_STATES) {
+      for (const powerState of POWER_STATES) {
+        for (const taskState of [null, 'rebooting']) {
+          for (const [place, current] of [
+            ['here', row({ vmState, powerState, taskState })],
+            ['elsewhere', row({ vmState, powerState, taskState, host: OTHER_HOST })],
+            ['soft-deleted', row({ vmState, powerState, taskState, deleted: true })],
+            ['gone', undefined],
+          ] as const) {
+            const expected: Decision =
+              current === undefined || current.deleted
+                ? { action: 'skip', rule: 'deleted' }
+                : place === 'elsewhere'
+                  ? { action: 'skip', rule: 'moved' }
+                  : taskState !== null
+                    ? { action: 'skip', rule: 'task-in-progress' }
+                    : vmState === VmState.MIGRATING
+                      ? { action: 'skip', rule: 'migrating-in' }
+                      : powerState === PowerState.NOSTATE
+                        ? { action: 'skip', rule: 'equal' }
+                        : { action: 'update', rule: 'host-unreachable', powerState: PowerState.NOSTATE, vmState, missedReports: 0 };
+            assert.deepEqual(decideUnreachableHost(current, THIS_HOST), expected, `${place} ${vmState} ${powerState} ${taskState}`);
+            checked++;
+          }
+        }
+      }
+    }
+    assert.equal(checked, VM_STATES.length * POWER_STATES.length * 2 * 4);
+  });
+
+  test('the vm_state and the missed-report count are kept', () => {
+    assert.deepEqual(decideUnreachableHost(row({ vmState: VmState.SHUTOFF, powerState: PowerState.SHUTOFF, missedReports: 2 }), THIS_HOST), {
+      action: 'update',
+      rule: 'host-unreachable',
+      powerState: PowerState.NOSTATE,
+      vmState: VmState.SHUTOFF,
+      missedReports: 2,
     });
   });
 });
