@@ -119,6 +119,13 @@ describe('service roles', () => {
     await denied('virtsync_writer', "insert into instances (uuid, host, power_state, vm_state) values (gen_random_uuid(), 'h1', 1, 'active')");
   });
 
+  test('the writer reads host liveness for the unreachable-host policy, and leaves it to the leader', async () => {
+    await as('virtsync_writer').query('select host from host_liveness where state = $1', ['unreachable']);
+    await as('virtsync_writer').query('select state from pipeline_health');
+    await denied('virtsync_writer', "update host_liveness set state = 'healthy'");
+    await denied('virtsync_writer', "insert into pipeline_health (component, state, detail) values ('report-path', 'ok', 'x')");
+  });
+
   test('the audit subscriber only appends to its trail and records host reports', async () => {
     const eventId = randomUUID();
     const inserted = await as('virtsync_audit').query(`${insertAudit} on conflict (event_id) do nothing returning event_id`, [eventId, uuid]);
