@@ -5,12 +5,15 @@
  *
  * The read-only connection is opened lazily and kept. A connection that libvirt reports
  * dead (libvirtd restarted since the last read) is replaced and the read retried once, so
- * a daemon restart between two ticks costs a reconnect, not a failed host sync.
+ * a daemon restart between two ticks costs a reconnect, not a failed host sync. A read that
+ * finds the daemon away (mid-restart) waits up to `reconnectWaitMs` for it to come back
+ * (open-waiting-out-restart.ts), so a restart during a read costs a short wait.
  */
 import { type BulkConnection, type HostDomains, openReadOnly } from '../../native/libvirt-bulk/index.ts';
 import { coerceError, DependencyError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { fromLibvirtState, type PowerState } from '../../shared/power-state.ts';
+import { openWaitingOutRestart } from './open-waiting-out-restart.ts';
 
 export interface DomainReading {
   uuid: string;
@@ -37,6 +40,8 @@ export interface HypervisorReader {
 
 export function createLibvirtReader(options: {
   uri: string;
+  /** How long a read waits for a daemon that is away (restarting) before it fails. */
+  reconnectWaitMs: number;
   log: Logger;
   /** Tests only: read by listing + virDomainGetState, the way drivers without the bulk call are read. */
   byListing?: boolean;
@@ -52,9 +57,10 @@ export function createLibvirtReader(options: {
       if (connection === current) connection = undefined;
       if (open !== undefined) void open.close();
     }
-    connection ??= openReadOnly(options.uri).then(
-      (opened) => {
-        log.info({ uri: options.uri }, 'hypervisor connected');
+    connection ??= openWaitingOutRestart(() => openReadOnly(options.uri), { waitMs: options.reconnectWaitMs }).then(
+      ({ opened, waitedMs }) => {
+        if (waitedMs > 0) log.info({ uri: options.uri, waitedMs }, 'hypervisor connected once its daemon was back');
+        else log.info({ uri: options.uri }, 'hypervisor connected');
         return opened;
       },
       (err: unknown) => {

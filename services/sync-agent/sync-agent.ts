@@ -154,7 +154,7 @@ async function rejectInvalidTick(mode: TopologyMode, publisher: Publisher, deliv
 }
 
 function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logger): ServedHost {
-  const reader = createLibvirtReader({ uri, log });
+  const reader = createLibvirtReader({ uri, reconnectWaitMs: config.libvirtReconnectWaitMs, log });
   const breaker = createBreaker({ name: 'libvirt', host, dependency: 'hypervisor', log, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
   return {
     breaker,

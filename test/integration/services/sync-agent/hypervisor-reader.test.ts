@@ -4,8 +4,9 @@
  * by the listing fallback, shut-off domains are counted, UUIDs come back lower-case, a host
  * that cannot be opened is a retryable hypervisor DependencyError, and the reader
  * reconnects on its own once the host is there. Against a libvirtd of the test's own: a
- * domain that vanished is gone from the next read, and a daemon killed and restarted
- * between two reads costs a reconnect, not a failed read.
+ * domain that vanished is gone from the next read, a daemon killed and restarted
+ * between two reads costs a reconnect, not a failed read, and a read while the daemon is
+ * away waits for it (reconnectWaitMs) and fails only if it is still away after the wait.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -36,8 +37,8 @@ const suffix = randomBytes(3).toString('hex');
 let hosts: LibvirtHosts;
 const readers: HypervisorReader[] = [];
 
-function openReader(uri: string, options: { byListing?: boolean; log?: typeof testLogger } = {}): HypervisorReader {
-  const reader = createLibvirtReader({ uri, log: options.log ?? testLogger, byListing: options.byListing });
+function openReader(uri: string, options: { byListing?: boolean; log?: typeof testLogger; reconnectWaitMs?: number } = {}): HypervisorReader {
+  const reader = createLibvirtReader({ uri, reconnectWaitMs: options.reconnectWaitMs ?? 0, log: options.log ?? testLogger, byListing: options.byListing });
   readers.push(reader);
   return reader;
 }
@@ -166,6 +167,34 @@ describe('createLibvirtReader against a libvirtd of its own', () => {
       assert.ok((await reader.read()).domainCount >= 1, 'reads again once the daemon is back');
     } finally {
       await writer.connectClose().catch(() => undefined);
+      await reader.close();
+      await daemon.remove();
+    }
+  });
+
+  test('a read while the daemon is away waits for it; a daemon still away after the wait fails the read', async () => {
+    const daemon = await startPrivateLibvirtd();
+    const logs = captureLogger();
+    const reader = openReader(daemon.uri, { log: logs.logger, reconnectWaitMs: 20_000 });
+    const impatient = openReader(daemon.uri, { reconnectWaitMs: 500 });
+    try {
+      assert.ok((await reader.read()).domainCount >= 1);
+      await daemon.kill();
+      // Both reads find the daemon away; only the patient one outlasts the restart.
+      const waiting = reader.read();
+      const stillAway = impatient.read().then(
+        () => assert.fail('a read succeeded with the daemon away'),
+        (err: unknown) => err,
+      );
+      const failure = await stillAway;
+      assert.ok(failure instanceof DependencyError && failure.code === 'VS_HYPERVISOR_UNAVAILABLE', String(failure));
+      assert.match(failure.message, /still away after \d+ ms/);
+      await daemon.start();
+      assert.ok((await waiting).domainCount >= 1, 'the waiting read read the daemon once it was back');
+      const back = logs.lines().filter((line) => line.includes('hypervisor connected once its daemon was back'));
+      assert.equal(back.length, 1, 'one line says the daemon came back');
+      assert.match(back[0] ?? '', /"waitedMs":\d+/);
+    } finally {
       await reader.close();
       await daemon.remove();
     }
