@@ -18,6 +18,8 @@ import { openWaitingOutRestart } from './open-waiting-out-restart.ts';
 export interface DomainReading {
   uuid: string;
   state: PowerState;
+  /** libvirt's reason for the state (virDomain<State>Reason), read with it. */
+  reason: number;
 }
 
 export interface HypervisorSnapshot {
@@ -25,6 +27,8 @@ export interface HypervisorSnapshot {
   domainCount: number;
   /** Domains whose state was read, by UUID. */
   states: Map<string, PowerState>;
+  /** libvirt's reason for each of those states (virDomain<State>Reason), by UUID. */
+  reasons: Map<string, number>;
   /** Domains listed in a state this virtsync does not know (a newer libvirt): neither drifted nor missing. */
   unreadable: Set<string>;
   /** A domain's UUID by its name (what lifecycle events carry); the index is built on first use. */
@@ -94,7 +98,7 @@ export function createLibvirtReader(options: {
       if (record === null) return null;
       const state = fromLibvirtState(record.state);
       if (state === undefined) log.warn({ domainName: name, libvirtState: record.state }, 'unknown libvirt domain state, domain skipped');
-      return state === undefined ? null : { uuid: record.uuid, state };
+      return state === undefined ? null : { uuid: record.uuid, state, reason: record.reason };
     },
     async close() {
       const current = connection;
@@ -109,13 +113,16 @@ function snapshotOf(domains: HostDomains, log: Logger): HypervisorSnapshot {
   // The addon formats UUIDs from libvirt's raw bytes: lower-case, as PostgreSQL prints them.
   const { uuids, names } = domains;
   const states = new Map<string, PowerState>();
+  const reasons = new Map<string, number>();
   const unreadable = new Set<string>();
   for (let i = 0; i < uuids.length; i++) {
     const uuid = uuids[i] ?? '';
     const libvirtState = domains.states[i] ?? -1;
     const state = fromLibvirtState(libvirtState);
-    if (state !== undefined) states.set(uuid, state);
-    else {
+    if (state !== undefined) {
+      states.set(uuid, state);
+      reasons.set(uuid, domains.reasons[i] ?? 0);
+    } else {
       unreadable.add(uuid);
       log.warn({ instanceUuid: uuid, libvirtState }, 'unknown libvirt domain state, domain skipped');
     }
@@ -124,6 +131,7 @@ function snapshotOf(domains: HostDomains, log: Logger): HypervisorSnapshot {
   return {
     domainCount: uuids.length,
     states,
+    reasons,
     unreadable,
     uuidOfName(name) {
       byName ??= new Map(names.map((domainName, i) => [domainName, uuids[i] ?? '']));

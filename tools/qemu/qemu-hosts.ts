@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { fromLibvirtState, type PowerState } from '../../shared/power-state.ts';
-import { runVirsh } from '../../shared/virsh.ts';
+import { runVirsh } from './run-virsh.ts';
 import { type GuestOptions, guestXml } from './guest-xml.ts';
 
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../infra/local/start-qemu-hosts.sh');
