@@ -23,6 +23,8 @@ interface Case {
   rules: UpdateRule[];
   /** Another sequence the seed's rules give when an observation lands in a transient state libvirt really reports. */
   orRules?: UpdateRule[];
+  /** Only a look after an event can land in that state: the tick path, which looks after the act returned, must give `rules`. */
+  transientOnlyOnEvents?: boolean;
 }
 
 const CASES: Case[] = [
@@ -31,10 +33,16 @@ const CASES: Case[] = [
     act: (lane, i) => lane.hosts.virsh(i.host, 'destroy', i.name),
     expected: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
     rules: ['stopped'],
-    // Seen once in a CI rehearsal on the event path: a look committed another stopped state
-    // first (SHUTDOWN or CRASHED, which the seed also treats as stopped), a later look SHUTOFF;
-    // the row ended SHUTOFF/shutoff. Which transient state it was is not yet known.
+    // libvirt passes through SHUTDOWN: QEMU reports the SIGTERM as a shutdown, so the events are
+    // `Shutdown Finished after host request` (shutdown, reason unknown), then `Stopped Destroyed`
+    // (shut off (destroyed)). Seen on this lane's hosts (5 destroys, idle): 3-6 ms apart, and
+    // `virsh destroy` returns after the second, so the tick path always reads SHUTOFF: 'stopped'.
+    // The event path reads after a 1 s debounce (even with none, it read SHUTOFF after each
+    // event); only if libvirtd's cleanup between the two outlasts the debounce, as on a loaded
+    // machine, does SHUTDOWN commit 'stopped' and SHUTOFF then 'power-only' (the sequence a
+    // loaded CI rehearsal gave once). So not deterministic on the event path.
     orRules: ['stopped', 'power-only'],
+    transientOnlyOnEvents: true,
   },
   {
     name: 'suspend',
@@ -126,7 +134,8 @@ describe('out-of-band changes on QEMU guests, through events (qemu-h1) and ticks
       for (const c of CASES) {
         const uuid = instances.get(key(host, c.name))!.uuid;
         const rules = changes.filter((change) => change.instanceUuid === uuid).map((change) => change.rule);
-        if (c.orRules !== undefined && rules.length === c.orRules.length) assert.deepEqual(rules, c.orRules, `${c.name} on ${host}`);
+        const transientSeen = c.orRules !== undefined && rules.length === c.orRules.length && (host === H1 || c.transientOnlyOnEvents !== true);
+        if (transientSeen) assert.deepEqual(rules, c.orRules, `${c.name} on ${host}`);
         else assert.deepEqual(rules, c.rules, `${c.name} on ${host}`);
       }
     }
