@@ -78,7 +78,7 @@ describe('loadConfig: defaults', () => {
       libvirtUri: 'qemu:///system',
       libvirtConcurrency: 16,
       libvirtTimeoutMs: 30_000,
-      libvirtReconnectWaitMs: 5_000,
+      libvirtReconnectWaitMs: 10_000,
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
