@@ -113,7 +113,7 @@ await runBench(
     const ways = Object.keys(uris) as Array<keyof typeof uris>;
     context.progress(`wrote ${DOMAINS} domains to ${file} and their rows`);
 
-    const readers = new Map(ways.map((way) => [way, createLibvirtReader({ uri: uris[way], log: benchLogger })]));
+    const readers = new Map(ways.map((way) => [way, createLibvirtReader({ uri: uris[way], reconnectWaitMs: 0, log: benchLogger })]));
     context.defer('close readers', () => Promise.all([...readers.values()].map((reader) => reader.close())));
     const bulk = new Map<keyof typeof uris, BulkConnection>();
     const oldWay = new Map<keyof typeof uris, Hypervisor>();

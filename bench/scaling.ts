@@ -76,7 +76,7 @@ async function hostCurve(context: BenchContext, db: Kysely<Database>, workDir: s
     const host = plan.hosts[0] as string;
     const dir = path.join(workDir, `vms-${vms}`);
     await writeBenchFleet(db, plan, dir);
-    const reader = createLibvirtReader({ uri: `test://${nodeXmlPath(dir, host)}`, log: benchLogger });
+    const reader = createLibvirtReader({ uri: `test://${nodeXmlPath(dir, host)}`, reconnectWaitMs: 0, log: benchLogger });
     const runs = vms >= 10_000 ? 7 : 20;
     const warmup = 2;
     const timings: Array<{ total: number; rows: number; libvirt: number }> = [];

@@ -152,6 +152,12 @@ export const syncAgentEnv = commonEnv
     LIBVIRT_CONCURRENCY: positiveInt.default(16),
     /** A libvirt call taking longer counts as a failure for the host's circuit breaker. */
     LIBVIRT_TIMEOUT_MS: positiveInt.default(30_000),
+    /**
+     * How long a read waits for a host's libvirtd that is away (its socket absent or refusing, as
+     * while it restarts: 0.5-5 s measured on the QEMU lane) before the read fails; 0 fails at
+     * once. Part of one libvirt call, so below LIBVIRT_TIMEOUT_MS.
+     */
+    LIBVIRT_RECONNECT_WAIT_MS: z.coerce.number().int().min(0).default(10_000),
     /** Hosts synced at the same time by this agent: each one mostly waits for broker confirms. */
     AGENT_HOST_CONCURRENCY: positiveInt.default(16),
     /** Watch libvirt lifecycle events (through `virsh event`) and observe a domain as soon as it changes. */
@@ -166,12 +172,19 @@ export const syncAgentEnv = commonEnv
     AGENT_CLOCK_OFFSET_MS: z.coerce.number().int().min(-31_536_000_000).max(31_536_000_000).default(0),
   })
   .superRefine(checkTls)
+  .superRefine((env, context) => {
+    // The wait runs inside the call the host's breaker times: a longer one would time out first.
+    if (env.LIBVIRT_RECONNECT_WAIT_MS >= env.LIBVIRT_TIMEOUT_MS) {
+      context.addIssue({ code: 'custom', path: ['LIBVIRT_RECONNECT_WAIT_MS'], message: `must be below LIBVIRT_TIMEOUT_MS (${env.LIBVIRT_TIMEOUT_MS})` });
+    }
+  })
   .transform((env) => ({
     ...common(env),
     hosts: env.AGENT_HOSTS,
     libvirtUri: env.LIBVIRT_URI,
     libvirtConcurrency: env.LIBVIRT_CONCURRENCY,
     libvirtTimeoutMs: env.LIBVIRT_TIMEOUT_MS,
+    libvirtReconnectWaitMs: env.LIBVIRT_RECONNECT_WAIT_MS,
     hostConcurrency: env.AGENT_HOST_CONCURRENCY,
     lifecycleEvents: env.AGENT_LIFECYCLE_EVENTS,
     eventDebounceMs: env.EVENT_DEBOUNCE_MS,

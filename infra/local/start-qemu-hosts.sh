@@ -9,6 +9,8 @@
 #   start-qemu-hosts.sh up <dir> <host>...    start one libvirtd per host under <dir>/<host>;
 #                                             prints "<host> <uri>" per host
 #   start-qemu-hosts.sh restart <dir> <host>  restart one host's libvirtd (its guests keep running)
+#   start-qemu-hosts.sh stop <dir> <host>     stop one host's libvirtd and leave it down (guests keep running)
+#   start-qemu-hosts.sh start <dir> <host>    start a stopped host's libvirtd again
 #   start-qemu-hosts.sh down <dir>            destroy every guest, stop every daemon, remove <dir>
 #
 # The URI of a host: qemu+unix:///system?socket=<dir>/<host>/libvirt-sock
@@ -16,7 +18,7 @@ set -euo pipefail
 export LC_ALL=C
 
 usage() {
-  echo "usage: $0 up <dir> <host>... | down <dir>" >&2
+  echo "usage: $0 up <dir> <host>... | restart|stop|start <dir> <host> | down <dir>" >&2
   exit 2
 }
 
@@ -103,13 +105,18 @@ wait_gone() {
   kill -9 "$1" 2>/dev/null || true
 }
 
-# SIGTERM, as an init system's restart would; started again inside the namespace its virtlogd keeps.
-restart_libvirtd() {
-  local root=$1 pid logd
+# SIGTERM, as an init system's stop would; the guests and the host's virtlogd keep running.
+stop_libvirtd() {
+  local root=$1 pid
   pid=$(pid_of "$root/libvirtd.pid")
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then wait_gone "$pid"; fi
+}
+
+# Started inside the namespace its virtlogd keeps.
+start_libvirtd() {
+  local root=$1 logd
   logd=$(pid_of "$root/virtlogd.pid")
   [ -n "$logd" ] || { echo "qemu host $root: no virtlogd, not started by this script" >&2; return 1; }
-  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then wait_gone "$pid"; fi
   nsenter -t "$logd" -m libvirtd --daemon --config /etc/libvirt/libvirtd.conf --pid-file "$root/libvirtd.pid"
   wait_answering "$root"
 }
@@ -156,9 +163,11 @@ case "$command" in
     for host in "${@:2}"; do wait_answering "$dir/$host"; done
     for host in "$@"; do echo "$host $(uri_of "$dir/$host")"; done
     ;;
-  restart)
+  restart | stop | start)
     [ $# -eq 3 ] || usage
-    restart_libvirtd "$(cd "$dir" && pwd)/$3"
+    root="$(cd "$dir" && pwd)/$3"
+    if [ "$command" != start ]; then stop_libvirtd "$root"; fi
+    if [ "$command" != stop ]; then start_libvirtd "$root"; fi
     ;;
   down)
     [ -d "$dir" ] || exit 0

@@ -5,12 +5,20 @@
  * here, at the boundary between C++ and TypeScript.
  */
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 import { z } from 'zod';
 
 /** The libvirt error codes the callers decide on (virErrorNumber). */
 export const LibvirtErrorCode = {
   NO_SUPPORT: 3,
+  SYSTEM_ERROR: 38,
   NO_DOMAIN: 42,
+} as const;
+
+/** The libvirt error domains the callers decide on (virErrorDomain). */
+export const LibvirtErrorDomain = {
+  /** The remote driver's transport: the client's side of the daemon's socket. */
+  RPC: 7,
 } as const;
 
 /** Every domain of a host, as columns: index i of each is one domain. */
@@ -58,10 +66,32 @@ const addonSchema = z.object({ open: nativeMethod });
 
 const addon = addonSchema.parse(createRequire(import.meta.url)('./build/Release/virtsync_libvirt_bulk.node'));
 
+/** A number the addon set on an error it rejected with. */
+function errorNumber(err: unknown, field: 'libvirtCode' | 'libvirtDomain' | 'libvirtErrno'): number | undefined {
+  if (typeof err !== 'object' || err === null || !(field in err)) return undefined;
+  const value: unknown = Reflect.get(err, field);
+  return typeof value === 'number' ? value : undefined;
+}
+
 /** libvirt's error number on an error the addon rejected with, if it is one. */
 export function libvirtErrorCode(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null || !('libvirtCode' in err)) return undefined;
-  return typeof err.libvirtCode === 'number' ? err.libvirtCode : undefined;
+  return errorNumber(err, 'libvirtCode');
+}
+
+/** The socket's errnos when nothing listens: the file is gone, or it is there and nobody accepts. */
+const NO_LISTENER_ERRNOS: ReadonlySet<number> = new Set([constants.errno.ENOENT, constants.errno.ECONNREFUSED]);
+
+/**
+ * The daemon is not there to connect to ("Failed to connect socket to '…': No such file or
+ * directory" / "Connection refused"), as for a second or two while it restarts; unlike a
+ * daemon that answers with an error, or one that does not answer at all.
+ */
+export function isDaemonAway(err: unknown): boolean {
+  return (
+    errorNumber(err, 'libvirtCode') === LibvirtErrorCode.SYSTEM_ERROR &&
+    errorNumber(err, 'libvirtDomain') === LibvirtErrorDomain.RPC &&
+    NO_LISTENER_ERRNOS.has(errorNumber(err, 'libvirtErrno') ?? 0)
+  );
 }
 
 /** Opens `uri` read-only (off the event loop). Rejects with libvirt's message and `libvirtCode`. */

@@ -7,7 +7,7 @@
  */
 import type { Breaker } from '../../shared/breaker.ts';
 import type { Db } from '../../shared/db/database.ts';
-import { type HostInstance, readHostInstances } from '../../shared/db/instances.ts';
+import { readHostInstances } from '../../shared/db/instances.ts';
 import { discrepanciesFound, observationsPublished } from '../../shared/metrics.ts';
 import type { Observation } from '../../shared/messages/observation.ts';
 import type { UnknownDomain } from '../../shared/messages/unknown-domain.ts';
@@ -15,7 +15,7 @@ import type { AgentPublications } from './agent-publications.ts';
 import { expectedRowOf, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
-import { type StateReasonReader, stateReasonFields } from './state-reason.ts';
+import { stateReasonFields } from './state-reason.ts';
 
 export interface DomainBatchOutcome {
   observed: number;
@@ -37,8 +37,6 @@ export function createDomainBatchSync(deps: {
   lookClock: LookClock;
   /** The agent's clock for observedAt (shown and audited, never used to order anything). */
   now: () => number;
-  /** libvirt's reason for a state, where the writer needs it (a migrating row's PAUSED or SHUTOFF). */
-  reasonFor: StateReasonReader;
 }): DomainBatchSync {
   return {
     async syncDomains(host, domainNames) {
@@ -48,7 +46,7 @@ export function createDomainBatchSync(deps: {
       const look = deps.lookClock.next(epoch);
       const rowOf = new Map(rows.map((row) => [row.uuid, row]));
       const names = new Set(domainNames);
-      const candidates: Array<{ row: HostInstance; observation: Omit<Observation, 'observationId'> }> = [];
+      const observations: Array<Omit<Observation, 'observationId'>> = [];
       const unknown: Array<Omit<UnknownDomain, 'schemaVersion'>> = [];
       let found = 0;
       for (const name of names) {
@@ -59,19 +57,10 @@ export function createDomainBatchSync(deps: {
         const row = rowOf.get(uuid);
         if (row === undefined) unknown.push({ host, instanceUuid: uuid, powerState: state, observedAt, trigger: 'event' });
         else if (needsObservation(row, state)) {
-          const observation = { instanceUuid: uuid, host, powerState: state, expected: expectedRowOf(row), observedAt, look, trigger: 'event' as const, tickId: null };
-          candidates.push({ row, observation });
+          const reason = stateReasonFields(row, state, snapshot.reasons.get(uuid));
+          observations.push({ instanceUuid: uuid, host, powerState: state, expected: expectedRowOf(row), ...reason, observedAt, look, trigger: 'event', tickId: null });
         }
       }
-      // A reading whose reason turned out outdated is not published: the next look decides.
-      const observations = (
-        await Promise.all(
-          candidates.map(async ({ row, observation }) => {
-            const reason = await stateReasonFields(deps.reasonFor, host, observation.instanceUuid, row, observation.powerState);
-            return reason === null ? [] : [{ ...observation, ...reason }];
-          }),
-        )
-      ).flat();
       await Promise.all([observations.length > 0 ? deps.publish.observations(observations) : undefined, ...unknown.map((u) => deps.publish.unknownDomain(u))]);
       observationsPublished.inc({ trigger: 'event' }, observations.length);
       discrepanciesFound.inc({ kind: 'unknown' }, unknown.length);

@@ -19,20 +19,18 @@ import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
-import type { PowerState } from '../../shared/power-state.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
-import type { VmState } from '../../shared/vm-state.ts';
 import { createAgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
-import { type StateReasonReader, stateReasonFields } from './state-reason.ts';
+import { stateReasonFields } from './state-reason.ts';
 
 export interface HostSync {
   /** A tick's sync, or one the agent starts itself (no tick id). */
   syncHost(request: Pick<Tick, 'host' | 'cycle' | 'trigger'> & { tickId: string | null }): Promise<HostReport>;
   /** After a lifecycle event: observe one domain now. Returns what was published. */
-  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone' | 'outdated'>;
+  syncDomain(host: string, domainName: string): Promise<'observation' | 'unknown' | 'in-sync' | 'gone'>;
 }
 
 export function createHostSync(deps: {
@@ -46,16 +44,11 @@ export function createHostSync(deps: {
   now: () => number;
   /** The agent's broker user, stamped on every message as AMQP user_id (the writer checks it against the host). */
   publishAs?: string | undefined;
-  /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
-  reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
   const publish = createAgentPublications(deps.publisher, deps.publishAs);
   const publishObservations = publish.observations;
   const publishUnknown = publish.unknownDomain;
-
-  const reasonIfNeeded = (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null) =>
-    stateReasonFields(deps.reasonFor, host, uuid, row, state);
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {
@@ -81,14 +74,17 @@ export function createHostSync(deps: {
         if (comparison.unknownUuids.length > 0) {
           log.warn({ unknown: comparison.unknownUuids.length, sample: comparison.unknownUuids.slice(0, 5) }, 'hypervisor runs domains no row places here');
         }
-        const observations = (
-          await Promise.all(
-            comparison.discrepancies.map(async ({ uuid, powerState, expected }) => {
-              const reason = await reasonIfNeeded(host, uuid, expected, powerState);
-              return reason === null ? [] : [{ instanceUuid: uuid, host, powerState, expected, ...reason, observedAt, look: currentLook, trigger: 'tick' as const, tickId }];
-            }),
-          )
-        ).flat();
+        const observations = comparison.discrepancies.map(({ uuid, powerState, expected }) => ({
+          instanceUuid: uuid,
+          host,
+          powerState,
+          expected,
+          ...stateReasonFields(expected, powerState, hypervisor.reasons.get(uuid)),
+          observedAt,
+          look: currentLook,
+          trigger: 'tick' as const,
+          tickId,
+        }));
         published = observations.length;
         await Promise.all([
           publishObservations(observations),
@@ -153,8 +149,7 @@ export function createHostSync(deps: {
         return 'unknown';
       }
       if (!needsObservation(row, reading.state)) return 'in-sync';
-      const reason = await reasonIfNeeded(host, reading.uuid, row, reading.state);
-      if (reason === null) return 'outdated';
+      const reason = stateReasonFields(row, reading.state, reading.reason);
       await publishObservations([
         { instanceUuid: reading.uuid, host, powerState: reading.state, expected: expectedRowOf(row), ...reason, observedAt, look, trigger: 'event', tickId: null },
       ]);

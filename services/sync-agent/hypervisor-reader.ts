@@ -5,16 +5,21 @@
  *
  * The read-only connection is opened lazily and kept. A connection that libvirt reports
  * dead (libvirtd restarted since the last read) is replaced and the read retried once, so
- * a daemon restart between two ticks costs a reconnect, not a failed host sync.
+ * a daemon restart between two ticks costs a reconnect, not a failed host sync. A read that
+ * finds the daemon away (mid-restart) waits up to `reconnectWaitMs` for it to come back
+ * (open-waiting-out-restart.ts), so a restart during a read costs a short wait.
  */
 import { type BulkConnection, type HostDomains, openReadOnly } from '../../native/libvirt-bulk/index.ts';
 import { coerceError, DependencyError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { fromLibvirtState, type PowerState } from '../../shared/power-state.ts';
+import { openWaitingOutRestart } from './open-waiting-out-restart.ts';
 
 export interface DomainReading {
   uuid: string;
   state: PowerState;
+  /** libvirt's reason for the state (virDomain<State>Reason), read with it. */
+  reason: number;
 }
 
 export interface HypervisorSnapshot {
@@ -22,6 +27,8 @@ export interface HypervisorSnapshot {
   domainCount: number;
   /** Domains whose state was read, by UUID. */
   states: Map<string, PowerState>;
+  /** libvirt's reason for each of those states (virDomain<State>Reason), by UUID. */
+  reasons: Map<string, number>;
   /** Domains listed in a state this virtsync does not know (a newer libvirt): neither drifted nor missing. */
   unreadable: Set<string>;
   /** A domain's UUID by its name (what lifecycle events carry); the index is built on first use. */
@@ -37,6 +44,8 @@ export interface HypervisorReader {
 
 export function createLibvirtReader(options: {
   uri: string;
+  /** How long a read waits for a daemon that is away (restarting) before it fails. */
+  reconnectWaitMs: number;
   log: Logger;
   /** Tests only: read by listing + virDomainGetState, the way drivers without the bulk call are read. */
   byListing?: boolean;
@@ -52,9 +61,10 @@ export function createLibvirtReader(options: {
       if (connection === current) connection = undefined;
       if (open !== undefined) void open.close();
     }
-    connection ??= openReadOnly(options.uri).then(
-      (opened) => {
-        log.info({ uri: options.uri }, 'hypervisor connected');
+    connection ??= openWaitingOutRestart(() => openReadOnly(options.uri), { waitMs: options.reconnectWaitMs }).then(
+      ({ opened, waitedMs }) => {
+        if (waitedMs > 0) log.info({ uri: options.uri, waitedMs }, 'hypervisor connected once its daemon was back');
+        else log.info({ uri: options.uri }, 'hypervisor connected');
         return opened;
       },
       (err: unknown) => {
@@ -88,7 +98,7 @@ export function createLibvirtReader(options: {
       if (record === null) return null;
       const state = fromLibvirtState(record.state);
       if (state === undefined) log.warn({ domainName: name, libvirtState: record.state }, 'unknown libvirt domain state, domain skipped');
-      return state === undefined ? null : { uuid: record.uuid, state };
+      return state === undefined ? null : { uuid: record.uuid, state, reason: record.reason };
     },
     async close() {
       const current = connection;
@@ -103,13 +113,16 @@ function snapshotOf(domains: HostDomains, log: Logger): HypervisorSnapshot {
   // The addon formats UUIDs from libvirt's raw bytes: lower-case, as PostgreSQL prints them.
   const { uuids, names } = domains;
   const states = new Map<string, PowerState>();
+  const reasons = new Map<string, number>();
   const unreadable = new Set<string>();
   for (let i = 0; i < uuids.length; i++) {
     const uuid = uuids[i] ?? '';
     const libvirtState = domains.states[i] ?? -1;
     const state = fromLibvirtState(libvirtState);
-    if (state !== undefined) states.set(uuid, state);
-    else {
+    if (state !== undefined) {
+      states.set(uuid, state);
+      reasons.set(uuid, domains.reasons[i] ?? 0);
+    } else {
       unreadable.add(uuid);
       log.warn({ instanceUuid: uuid, libvirtState }, 'unknown libvirt domain state, domain skipped');
     }
@@ -118,6 +131,7 @@ function snapshotOf(domains: HostDomains, log: Logger): HypervisorSnapshot {
   return {
     domainCount: uuids.length,
     states,
+    reasons,
     unreadable,
     uuidOfName(name) {
       byName ??= new Map(names.map((domainName, i) => [domainName, uuids[i] ?? '']));

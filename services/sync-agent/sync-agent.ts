@@ -29,7 +29,6 @@ import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.
 import { startLifecycleWatcher } from './lifecycle-watcher.ts';
 import { createLookClock } from './look-clock.ts';
 import { createStartupSync } from './startup-sync.ts';
-import { createStateReasonReader } from './state-reason.ts';
 
 /**
  * The agent's database pool: a host's rows are one short indexed read, and in production
@@ -60,10 +59,9 @@ export const syncAgent = defineService({
     };
     const lookClock = createLookClock(db, dbBreaker);
     const now = (): number => Date.now() + config.clockOffsetMs;
-    const reasonFor = createStateReasonReader({ uriOf, timeoutMs: config.libvirtTimeoutMs, log });
     // Stamped as user_id on everything the agent publishes: the broker vouches for it, the writer checks it.
     const publishAs = brokerUser(config.amqpUrl, config.amqpTls);
-    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock, now, reasonFor, log });
+    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock, now, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
@@ -119,7 +117,7 @@ export const syncAgent = defineService({
     defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
-      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now, reasonFor });
+      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now });
       const events = createEventCoalescer({
         syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
         syncMany: (host, domainNames) =>
@@ -154,7 +152,7 @@ async function rejectInvalidTick(mode: TopologyMode, publisher: Publisher, deliv
 }
 
 function serveHost(host: string, uri: string, config: SyncAgentConfig, log: Logger): ServedHost {
-  const reader = createLibvirtReader({ uri, log });
+  const reader = createLibvirtReader({ uri, reconnectWaitMs: config.libvirtReconnectWaitMs, log });
   const breaker = createBreaker({ name: 'libvirt', host, dependency: 'hypervisor', log, timeoutMs: config.libvirtTimeoutMs, resetMs: config.breakerResetMs });
   return {
     breaker,

@@ -11,6 +11,7 @@ import { PowerState } from '../../shared/power-state.ts';
 import type { UpdateRule } from '../../shared/sync-rules.ts';
 import { VmState } from '../../shared/vm-state.ts';
 import type { QemuInstance } from '../../tools/qemu/qemu-cloud.ts';
+import { waitFor } from '../../tools/wait-for.ts';
 import { createQemuLane, H1, H2, type QemuLane } from './qemu-lane.ts';
 
 interface Case {
@@ -21,7 +22,11 @@ interface Case {
   /** A second change that brings the instance back, if the case has one. */
   undo?: (lane: QemuLane, instance: QemuInstance) => Promise<unknown>;
   rules: UpdateRule[];
-  /** Another sequence the seed's rules give when an observation lands in a transient state libvirt really reports. */
+  /**
+   * Another sequence the seed's rules give when a look lands in a transient state libvirt really
+   * reports: only on the event path. The tick path looks once the acts returned with libvirt's
+   * final state (untilLibvirtShows), so it must give `rules`.
+   */
   orRules?: UpdateRule[];
 }
 
@@ -31,9 +36,14 @@ const CASES: Case[] = [
     act: (lane, i) => lane.hosts.virsh(i.host, 'destroy', i.name),
     expected: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
     rules: ['stopped'],
-    // Seen once in a CI rehearsal on the event path: a look committed another stopped state
-    // first (SHUTDOWN or CRASHED, which the seed also treats as stopped), a later look SHUTOFF;
-    // the row ended SHUTOFF/shutoff. Which transient state it was is not yet known.
+    // libvirt passes through SHUTDOWN: QEMU reports the SIGTERM as a shutdown, so the events are
+    // `Shutdown Finished after host request` (shutdown, reason unknown), then `Stopped Destroyed`
+    // (shut off (destroyed)). Seen on this lane's hosts (5 destroys, idle): 3-6 ms apart, and
+    // `virsh destroy` returns after the second, so the tick path always reads SHUTOFF: 'stopped'.
+    // The event path reads after a 1 s debounce (even with none, it read SHUTOFF after each
+    // event); only if libvirtd's cleanup between the two outlasts the debounce, as on a loaded
+    // machine, does SHUTDOWN commit 'stopped' and SHUTOFF then 'power-only' (the sequence a
+    // loaded CI rehearsal gave once). So not deterministic on the event path.
     orRules: ['stopped', 'power-only'],
   },
   {
@@ -46,18 +56,24 @@ const CASES: Case[] = [
   {
     // shut off (crashed): the seed's SHUTOFF.
     name: 'kill9',
-    act: async (lane, i) => process.kill(await lane.hosts.qemuPid(i.host, i.name), 'SIGKILL'),
+    act: async (lane, i) => {
+      process.kill(await lane.hosts.qemuPid(i.host, i.name), 'SIGKILL');
+      await untilLibvirtShows(lane, i, 'shut off');
+    },
     expected: { powerState: PowerState.SHUTOFF, vmState: VmState.SHUTOFF },
     rules: ['stopped'],
   },
   {
     // crashed (panicked), kept by on_crash=preserve.
     name: 'panic',
-    act: (lane, i) => lane.hosts.virsh(i.host, 'qemu-monitor-command', '--hmp', i.name, 'o /b 0x505 1'),
+    act: async (lane, i) => {
+      await lane.hosts.virsh(i.host, 'qemu-monitor-command', '--hmp', i.name, 'o /b 0x505 1');
+      await untilLibvirtShows(lane, i, 'crashed');
+    },
     expected: { powerState: PowerState.CRASHED, vmState: VmState.SHUTOFF },
     rules: ['stopped'],
     // QEMU stops the CPUs first (Suspended Paused) and libvirt marks the guest crashed a moment
-    // later (Crashed Panicked); on a loaded machine that can outlast the event debounce or meet a tick.
+    // later (Crashed Panicked); on a loaded machine that can outlast the event debounce.
     orRules: ['power-only', 'stopped'],
   },
   {
@@ -69,6 +85,19 @@ const CASES: Case[] = [
     rules: ['stopped', 'running'],
   },
 ];
+
+/**
+ * For acts that return before libvirt has caught up (a signal, a monitor command): the tick
+ * path looks once, right after the acts, and must find what `virsh destroy` would have left.
+ * libvirt noticed a `kill -9` of QEMU only 1.3 s or more later here: a tick before that read
+ * RUNNING and, with no later tick, the row stayed so (1 run in 3, on main too).
+ */
+async function untilLibvirtShows(lane: QemuLane, instance: QemuInstance, state: string): Promise<void> {
+  await waitFor(`libvirt to show ${instance.name} ${state}`, async () => (await lane.hosts.virsh(instance.host, 'domstate', instance.name)).startsWith(state), {
+    timeoutMs: 15_000,
+    intervalMs: 50,
+  });
+}
 
 const RUNNING_ACTIVE = { powerState: PowerState.RUNNING, vmState: VmState.ACTIVE };
 
@@ -92,8 +121,12 @@ describe('out-of-band changes on QEMU guests, through events (qemu-h1) and ticks
     // The services start while the guests boot: nobody looks before the first tick, and the
     // boots' own events find no rows yet or rows that agree.
     lane.startPipeline();
-    lane.startAgent({ hosts: [H1], events: true });
-    lane.startAgent({ hosts: [H2], events: false });
+    // No start-up sync: it looks once at a random moment up to 5 s after the agent is up, which
+    // fell amid the acts (a paused panic read by qemu-h2's "tick path"). Each path looks only
+    // when it is meant to: after an event, or when ticked.
+    const lookOnlyWhenTold = { AGENT_STARTUP_SYNC: 'false' };
+    lane.startAgent({ hosts: [H1], events: true, env: lookOnlyWhenTold });
+    lane.startAgent({ hosts: [H2], events: false, env: lookOnlyWhenTold });
     const boots = [H1, H2].flatMap((host) => CASES.map(async (c) => instances.set(key(host, c.name), await lane.boot(host, `${host}-${c.name}`))));
     boots.push(lane.boot(H1, `${H1}-io-error`, { failingDisk: true }).then((instance) => instances.set(key(H1, 'io-error'), instance)));
     await Promise.all(boots);
@@ -126,7 +159,8 @@ describe('out-of-band changes on QEMU guests, through events (qemu-h1) and ticks
       for (const c of CASES) {
         const uuid = instances.get(key(host, c.name))!.uuid;
         const rules = changes.filter((change) => change.instanceUuid === uuid).map((change) => change.rule);
-        if (c.orRules !== undefined && rules.length === c.orRules.length) assert.deepEqual(rules, c.orRules, `${c.name} on ${host}`);
+        const transientSeen = host === H1 && c.orRules !== undefined && rules.length === c.orRules.length;
+        if (transientSeen) assert.deepEqual(rules, c.orRules, `${c.name} on ${host}`);
         else assert.deepEqual(rules, c.rules, `${c.name} on ${host}`);
       }
     }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { fromLibvirtState, type PowerState } from '../../shared/power-state.ts';
-import { runVirsh } from '../../shared/virsh.ts';
+import { runVirsh } from './run-virsh.ts';
 import { type GuestOptions, guestXml } from './guest-xml.ts';
 
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../infra/local/start-qemu-hosts.sh');
@@ -40,6 +40,9 @@ export interface QemuHosts {
   qemuPid(host: string, name: string): Promise<number>;
   /** Stops and restarts a host's libvirtd; its guests keep running. */
   restartLibvirtd(host: string): Promise<void>;
+  /** Stops a host's libvirtd and leaves it down (its guests keep running) until startLibvirtd. */
+  stopLibvirtd(host: string): Promise<void>;
+  startLibvirtd(host: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -84,6 +87,9 @@ export async function startQemuHosts(options: { hosts: readonly string[]; dir?: 
     return found;
   };
   const virsh = (host: string, ...args: string[]): Promise<string> => runVirsh(uri(host), args);
+  const daemonCommand = async (command: 'restart' | 'stop' | 'start', host: string): Promise<void> => {
+    await execFileAsync('bash', [SCRIPT, command, dir, host], { timeout: 60_000 });
+  };
 
   return {
     dir,
@@ -108,9 +114,9 @@ export async function startQemuHosts(options: { hosts: readonly string[]; dir?: 
       if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no QEMU pid for ${name} on ${host}`);
       return pid;
     },
-    async restartLibvirtd(host) {
-      await execFileAsync('bash', [SCRIPT, 'restart', dir, host], { timeout: 60_000 });
-    },
+    restartLibvirtd: (host) => daemonCommand('restart', host),
+    stopLibvirtd: (host) => daemonCommand('stop', host),
+    startLibvirtd: (host) => daemonCommand('start', host),
     async stop() {
       forget();
       await execFileAsync('bash', [SCRIPT, 'down', dir], { timeout: 60_000 });

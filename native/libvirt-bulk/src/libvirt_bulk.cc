@@ -24,13 +24,16 @@ struct LibvirtError {
   int code = 0;
   int domain = 0;
   std::string message;
+  // The failed system call's errno, for VIR_ERR_SYSTEM_ERROR (libvirt keeps it in int1); else 0.
+  int systemErrno = 0;
 };
 
 // This thread's last libvirt error (libvirt keeps them per thread).
 LibvirtError LastError(const char* fallback) {
   virErrorPtr err = virGetLastError();
   if (err == nullptr) return {VIR_ERR_INTERNAL_ERROR, 0, fallback};
-  return {err->code, err->domain, err->message != nullptr ? err->message : fallback};
+  int systemErrno = err->code == VIR_ERR_SYSTEM_ERROR && err->int1 > 0 ? err->int1 : 0;
+  return {err->code, err->domain, err->message != nullptr ? err->message : fallback, systemErrno};
 }
 
 struct DomainRecord {
@@ -60,7 +63,7 @@ bool Describe(virDomainPtr dom, DomainRecord& record) {
 }
 
 // An AsyncWorker settling a promise: with ToJs() on success, or with libvirt's error
-// (its message, plus libvirtCode and libvirtDomain) on failure.
+// (its message, plus libvirtCode, libvirtDomain and, for a system error, libvirtErrno) on failure.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
@@ -76,6 +79,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     Napi::Object err = e.Value();
     err.Set("libvirtCode", Napi::Number::New(Env(), error_.code));
     err.Set("libvirtDomain", Napi::Number::New(Env(), error_.domain));
+    if (error_.systemErrno != 0) err.Set("libvirtErrno", Napi::Number::New(Env(), error_.systemErrno));
     deferred_.Reject(err);
   }
   Napi::Promise::Deferred deferred_;

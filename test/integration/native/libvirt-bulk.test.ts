@@ -1,17 +1,22 @@
 /**
  * virtsync's libvirt addon on its own: the bulk call and the listing fallback agree on
  * every runstate 0..7 (with reasons), libvirt's errors come back with libvirt's message and
- * code, and no handle's lifetime can crash the process: a connection closed or garbage-
+ * code (a daemon with nothing listening on its socket told apart), and no handle's lifetime can crash the process: a connection closed or garbage-
  * collected while reads are in flight, and many concurrent reads while another client
  * starts, stops, creates and destroys domains on a libvirtd of the test's own.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { after, before, describe, test } from 'node:test';
 import { Hypervisor } from '@unraid/libvirt';
-import { type HostDomains, LibvirtErrorCode, libvirtErrorCode, openReadOnly } from '../../../native/libvirt-bulk/index.ts';
+import { type HostDomains, isDaemonAway, LibvirtErrorCode, libvirtErrorCode, openReadOnly } from '../../../native/libvirt-bulk/index.ts';
 import { PowerState } from '../../../shared/power-state.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-host.ts';
 import { startPrivateLibvirtd } from '../../../tools/local-env/private-libvirtd.ts';
@@ -83,6 +88,30 @@ describe('libvirt-bulk addon', () => {
     await assert.rejects(connection.readByName('x'), /connection is closed/);
     assert.equal(libvirtErrorCode(new Error('plain')), undefined);
     assert.equal(LibvirtErrorCode.NO_DOMAIN, 42);
+  });
+
+  test('a daemon with nothing listening on its socket (absent, or refusing) is told apart from other failures', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'virtsync-addon-socket-'));
+    try {
+      // A socket file nobody accepts on any more, as a daemon killed before it could clean up leaves.
+      const kept = path.join(dir, 'kept-sock');
+      const listener = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(kept)}, () => console.log('up'))`]);
+      await once(listener.stdout, 'data');
+      listener.kill('SIGKILL');
+      await once(listener, 'exit');
+      for (const [socket, errno] of [[path.join(dir, 'absent-sock'), 'No such file or directory'], [kept, 'Connection refused']] as const) {
+        await assert.rejects(openReadOnly(`test+unix:///default?socket=${socket}`), (err: unknown) => {
+          assert.ok(err instanceof Error);
+          assert.match(err.message, new RegExp(`Failed to connect socket.*${errno}`));
+          assert.equal(isDaemonAway(err), true, err.message);
+          return true;
+        });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    await assert.rejects(openReadOnly('test:///no/such/node.xml'), (err: unknown) => !isDaemonAway(err));
+    assert.equal(isDaemonAway(new Error('plain')), false);
   });
 
   test('a connection closed, or dropped and garbage-collected, while reads are in flight: the reads finish', async () => {

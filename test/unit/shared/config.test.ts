@@ -80,6 +80,7 @@ describe('loadConfig: defaults', () => {
       libvirtUri: 'qemu:///system',
       libvirtConcurrency: 16,
       libvirtTimeoutMs: 30_000,
+      libvirtReconnectWaitMs: 10_000,
       hostConcurrency: 16,
       lifecycleEvents: true,
       eventDebounceMs: 1_000,
@@ -234,6 +235,9 @@ describe('loadConfig: bad values', () => {
     { name: 'OUTBOX_POLL_MS', schema: stateWriterEnv, env: { OUTBOX_POLL_MS: '0.5' } },
     { name: 'AUDIT_BATCH_LINGER_MS', schema: auditSubscriberEnv, env: { AUDIT_BATCH_LINGER_MS: '-5' } },
     { name: 'LIBVIRT_URI', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_URI: '' } },
+    { name: 'LIBVIRT_RECONNECT_WAIT_MS', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_RECONNECT_WAIT_MS: '-1' } },
+    // The wait is part of one libvirt call: it must end before the breaker's time-out does.
+    { name: 'LIBVIRT_RECONNECT_WAIT_MS', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_TIMEOUT_MS: '3000', LIBVIRT_RECONNECT_WAIT_MS: '3000' } },
   ];
   for (const { name, schema, env } of single) {
     test(`${name}=${JSON.stringify(Object.values(env).at(-1))} is rejected by name`, () => {

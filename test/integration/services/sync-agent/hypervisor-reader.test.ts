@@ -1,11 +1,13 @@
 /**
  * The libvirt reader (virtsync's addon) against real libvirt test:/// hosts: every
- * virDomainState the test driver can hold is read as that PowerState, by the bulk call and
- * by the listing fallback, shut-off domains are counted, UUIDs come back lower-case, a host
- * that cannot be opened is a retryable hypervisor DependencyError, and the reader
- * reconnects on its own once the host is there. Against a libvirtd of the test's own: a
- * domain that vanished is gone from the next read, and a daemon killed and restarted
- * between two reads costs a reconnect, not a failed read.
+ * virDomainState the test driver can hold is read as that PowerState, with libvirt's
+ * reason, by the bulk call and by the listing fallback, shut-off domains are counted, UUIDs
+ * come back lower-case, a host that cannot be opened is a retryable hypervisor
+ * DependencyError, and the reader reconnects on its own once the host is there. Against a
+ * libvirtd of the test's own: a domain that vanished is gone from the next read, a daemon
+ * killed and restarted between two reads costs a reconnect, not a failed read, and a read
+ * while the daemon is away waits for it (reconnectWaitMs) and fails only if it is still
+ * away after the wait.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -32,12 +34,15 @@ const LIBVIRT_STATES = [
   PowerState.SUSPENDED,
 ] as const;
 
+/** libvirt's VIR_DOMAIN_RUNNING_BOOTED: the reason of a domain just started. */
+const RUNNING_BOOTED = 1;
+
 const suffix = randomBytes(3).toString('hex');
 let hosts: LibvirtHosts;
 const readers: HypervisorReader[] = [];
 
-function openReader(uri: string, options: { byListing?: boolean; log?: typeof testLogger } = {}): HypervisorReader {
-  const reader = createLibvirtReader({ uri, log: options.log ?? testLogger, byListing: options.byListing });
+function openReader(uri: string, options: { byListing?: boolean; log?: typeof testLogger; reconnectWaitMs?: number } = {}): HypervisorReader {
+  const reader = createLibvirtReader({ uri, reconnectWaitMs: options.reconnectWaitMs ?? 0, log: options.log ?? testLogger, byListing: options.byListing });
   readers.push(reader);
   return reader;
 }
@@ -63,6 +68,7 @@ describe('createLibvirtReader on a libvirt test:/// host', () => {
       assert.equal(snapshot.domainCount, domains.length, 'shut-off domains are listed too');
       assert.equal(snapshot.unreadable.size, 0);
       assert.equal(snapshot.states.size, domains.length);
+      assert.deepEqual([...snapshot.reasons.keys()].sort(), [...snapshot.states.keys()].sort(), 'a reason for every state read');
       for (const uuid of snapshot.states.keys()) assert.equal(uuid, uuid.toLowerCase(), `${uuid} is not lower-case`);
       for (const domain of domains) {
         const uuid = domain.uuid.toLowerCase();
@@ -72,10 +78,12 @@ describe('createLibvirtReader on a libvirt test:/// host', () => {
     });
   }
 
-  test('readDomain reads one domain by name, lower-case, and null for a name libvirt does not know', async () => {
+  test('readDomain reads one domain by name, lower-case, with the reason the bulk read gives, and null for a name libvirt does not know', async () => {
     const reader = openReader(await hosts.write(`single-${suffix}`, domains));
+    const { reasons } = await reader.read();
     for (const domain of domains) {
-      assert.deepEqual(await reader.readDomain(`instance-${domain.uuid}`), { uuid: domain.uuid.toLowerCase(), state: domain.state });
+      const uuid = domain.uuid.toLowerCase();
+      assert.deepEqual(await reader.readDomain(`instance-${domain.uuid}`), { uuid, state: domain.state, reason: reasons.get(uuid) });
     }
     assert.equal(await reader.readDomain(`instance-${randomUUID()}`), null);
   });
@@ -144,8 +152,10 @@ describe('createLibvirtReader against a libvirtd of its own', () => {
       const domain = await writer.domainCreateXML(
         `<domain type="test"><name>${name}</name><uuid>${uuid}</uuid><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>`,
       );
-      assert.equal((await reader.read()).states.get(uuid), PowerState.RUNNING);
-      assert.deepEqual(await reader.readDomain(name), { uuid, state: PowerState.RUNNING });
+      const started = await reader.read();
+      assert.equal(started.states.get(uuid), PowerState.RUNNING);
+      assert.equal(started.reasons.get(uuid), RUNNING_BOOTED, 'running (booted)');
+      assert.deepEqual(await reader.readDomain(name), { uuid, state: PowerState.RUNNING, reason: RUNNING_BOOTED });
       await writer.domainDestroy(domain);
       assert.equal((await reader.read()).states.has(uuid), false, 'a vanished domain is not read');
       assert.equal(await reader.readDomain(name), null, 'nor found by name');
@@ -166,6 +176,34 @@ describe('createLibvirtReader against a libvirtd of its own', () => {
       assert.ok((await reader.read()).domainCount >= 1, 'reads again once the daemon is back');
     } finally {
       await writer.connectClose().catch(() => undefined);
+      await reader.close();
+      await daemon.remove();
+    }
+  });
+
+  test('a read while the daemon is away waits for it; a daemon still away after the wait fails the read', async () => {
+    const daemon = await startPrivateLibvirtd();
+    const logs = captureLogger();
+    const reader = openReader(daemon.uri, { log: logs.logger, reconnectWaitMs: 20_000 });
+    const impatient = openReader(daemon.uri, { reconnectWaitMs: 500 });
+    try {
+      assert.ok((await reader.read()).domainCount >= 1);
+      await daemon.kill();
+      // Both reads find the daemon away; only the patient one outlasts the restart.
+      const waiting = reader.read();
+      const stillAway = impatient.read().then(
+        () => assert.fail('a read succeeded with the daemon away'),
+        (err: unknown) => err,
+      );
+      const failure = await stillAway;
+      assert.ok(failure instanceof DependencyError && failure.code === 'VS_HYPERVISOR_UNAVAILABLE', String(failure));
+      assert.match(failure.message, /still away after \d+ ms/);
+      await daemon.start();
+      assert.ok((await waiting).domainCount >= 1, 'the waiting read read the daemon once it was back');
+      const back = logs.lines().filter((line) => line.includes('hypervisor connected once its daemon was back'));
+      assert.equal(back.length, 1, 'one line says the daemon came back');
+      assert.match(back[0] ?? '', /"waitedMs":\d+/);
+    } finally {
       await reader.close();
       await daemon.remove();
     }
