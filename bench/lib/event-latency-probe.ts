@@ -46,6 +46,14 @@ export interface EventLatencyProbe {
   resumeAll(): Promise<void>;
 }
 
+interface ProbeDomain {
+  uuid: string;
+  domain: Domain;
+  running: boolean;
+  /** The domain's last change, settled: the next one starts after it. */
+  previous: Promise<unknown>;
+}
+
 interface Pending {
   expected: PowerState;
   at: number;
@@ -63,11 +71,11 @@ export async function startEventLatencyProbe(
   const daemon = await openDaemonDomains();
   context.defer('close libvirt connection', () => daemon.close());
   context.defer('remove the domains', () => daemon.removeAll());
-  const domains: Array<{ name: string; uuid: string; domain: Domain; running: boolean }> = [];
+  const domains: ProbeDomain[] = [];
   for (let i = 0; i < options.domains; i++) {
     const name = `vsbench-${suffix}-${String(i).padStart(2, '0')}`;
     const uuid = await daemon.start(name);
-    domains.push({ name, uuid, domain: await daemon.hypervisor.domainLookupByName(name), running: true });
+    domains.push({ uuid, domain: await daemon.hypervisor.domainLookupByName(name), running: true, previous: Promise.resolve() });
   }
   await options.db
     .insertInto('instances')
@@ -96,10 +104,8 @@ export async function startEventLatencyProbe(
     });
   });
 
-  const change = async (index: number): Promise<EventSample | undefined> => {
-    const target = domains[index % domains.length];
-    if (target === undefined) throw new Error('no such domain');
-    if (pending.has(target.uuid)) await waitFor(`${target.name} settled`, () => !pending.has(target.uuid), { timeoutMs: options.timeoutMs, intervalMs: 5 });
+  /** Suspends or resumes one domain and waits for its event. */
+  const changeNow = async (target: ProbeDomain): Promise<EventSample | undefined> => {
     const expected = target.running ? PowerState.PAUSED : PowerState.RUNNING;
     if (target.running) await daemon.hypervisor.domainSuspend(target.domain);
     else await daemon.hypervisor.domainResume(target.domain);
@@ -117,6 +123,15 @@ export async function startEventLatencyProbe(
     const sample = await Promise.race([arrived, timedOut]);
     clearTimeout(timer);
     return sample;
+  };
+
+  // One change per domain at a time, in call order: a domain is changed again only once its previous change has arrived (or timed out).
+  const change = (index: number): Promise<EventSample | undefined> => {
+    const target = domains[index % domains.length];
+    if (target === undefined) throw new Error('no such domain');
+    const turn = target.previous.then(() => changeNow(target));
+    target.previous = turn.catch(() => undefined);
+    return turn;
   };
 
   return {
