@@ -1,11 +1,12 @@
 /**
  * What the agent publishes about domains, confirmed by the broker before the promise
- * resolves: observations (a host's at a time, split only past MAX_OBSERVATIONS_PER_MESSAGE)
- * and one report per domain no row places on the host.
+ * resolves: observations (a host's at a time, split only past MAX_OBSERVATIONS_PER_MESSAGE;
+ * a lifecycle event's under their own routing key, to the writer's event queue) and one
+ * report per domain no row places on the host.
  */
 import { randomUUID } from 'node:crypto';
 import { publishJson, type Publisher } from '../../shared/bus/publisher.ts';
-import { Exchange, observationRoutingKey, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
+import { Exchange, observationsRoutingKeyFor, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { groupObservations, hostObservationsSchema, type Observation } from '../../shared/messages/observation.ts';
@@ -22,7 +23,7 @@ export function createAgentPublications(publisher: Publisher, publishAs?: string
     observations: (observations) =>
       Promise.all(
         groupObservations(observations.map((observation) => ({ observationId: randomUUID(), ...observation }))).map((message) =>
-          publishJson(publisher, Exchange.observations, observationRoutingKey(message.host), encodeMessage(hostObservationsSchema, message), {
+          publishJson(publisher, Exchange.observations, observationsRoutingKeyFor(message.trigger, message.host), encodeMessage(hostObservationsSchema, message), {
             messageId: randomUUID(),
             type: 'host-observations',
             userId: publishAs,
