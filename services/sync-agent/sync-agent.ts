@@ -119,7 +119,7 @@ export const syncAgent = defineService({
     defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
-      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now, reasonFor });
+      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher, publishAs), readerFor, dbBreaker, lookClock, now, reasonFor });
       const events = createEventCoalescer({
         syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
         syncMany: (host, domainNames) =>
