@@ -15,20 +15,18 @@
  *
  *   npm run bench:event-latency-under-load [-- --hosts N --vms N --agents N --cycles N]
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
 import { LIBVIRTD_URI } from '../tools/local-env/libvirtd.ts';
-import { fleetLibvirtUri } from '../tools/fleet/write-fleet.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { expectationsOf, planBenchFleet, restoreBenchFleet, writeBenchFleet } from './lib/bench-fleet.ts';
 import { tapBus } from './lib/bus-tap.ts';
 import { type EventSample, printEventLatencyTable, startEventLatencyProbe } from './lib/event-latency-probe.ts';
 import { runBench } from './lib/harness.ts';
-import { createBenchDatabase, createBenchVhost } from './lib/resources.ts';
+import { createFleetWorkspace, FLEET_ARGS, startFleetPipeline } from './lib/fleet-services.ts';
 import { type BenchService, startBenchService } from './lib/service-processes.ts';
 import { fmt, median, percentile } from './lib/stats.ts';
 import { printTable } from './lib/table.ts';
@@ -37,10 +35,7 @@ import { waitForConsumers } from './lib/wait-for-consumers.ts';
 
 const { values: args } = parseArgs({
   options: {
-    hosts: { type: 'string', default: '1000' },
-    vms: { type: 'string', default: '100' },
-    agents: { type: 'string', default: '2' },
-    drift: { type: 'string', default: '0.1' },
+    ...FLEET_ARGS,
     cycles: { type: 'string', default: '4' },
   },
 });
@@ -81,17 +76,13 @@ await runBench(
     },
   },
   async (context) => {
-    const { db, url: databaseUrl } = await createBenchDatabase(context, 'event_latency_load');
-    const { amqpUrl } = await createBenchVhost(context);
-    const fleetDir = await mkdtemp(path.join(os.tmpdir(), 'virtsync-bench-fleet-'));
-    context.defer('remove node XML', () => rm(fleetDir, { recursive: true, force: true }));
-    await rm(LOG_DIR, { recursive: true, force: true });
-    await mkdir(LOG_DIR, { recursive: true });
+    const workspace = await createFleetWorkspace(context, { databaseName: 'event_latency_load', logDir: LOG_DIR });
+    const { db, amqpUrl } = workspace;
 
     const plan = planBenchFleet({ hosts: HOSTS, vmsPerHost: VMS, driftRatio: DRIFT, seed: 5, hostPrefix: FLEET_HOST_PREFIX });
     const expected = expectationsOf(plan);
     // The fleet first: its rows as generated are what each cycle is put back to; the probe's rows are not among them.
-    await writeBenchFleet(db, plan, fleetDir);
+    await writeBenchFleet(db, plan, workspace.fleetDir);
     context.progress(`fleet written: ${plan.instances.length} rows, ${expected.changes} changes per cycle`);
     const probe = await startEventLatencyProbe(context, { db, amqpUrl, domains: DOMAINS, timeoutMs: CHANGE_TIMEOUT_MS });
 
@@ -106,37 +97,16 @@ await runBench(
       lastFleetChangeAt = message.at;
     });
 
-    const baseEnv = { DATABASE_URL: databaseUrl, AMQP_URL: amqpUrl, LOG_LEVEL: 'info' };
-    let decided = 0;
+    const pipeline = startFleetPipeline(context, workspace, { plan, agents: AGENTS, logDir: LOG_DIR, agentName: (i) => `fleet-${i + 1}` });
     const services: BenchService[] = [
-      startBenchService(context, { service: 'audit-subscriber', env: baseEnv, logDir: LOG_DIR }),
-      startBenchService(context, {
-        service: 'state-writer',
-        env: baseEnv,
-        logDir: LOG_DIR,
-        onLogLine: (entry) => {
-          if (entry.msg === 'batch committed') decided += Number(entry.observations);
-        },
-      }),
+      ...pipeline.services,
       startBenchService(context, {
         service: 'sync-agent',
         instance: 'events',
-        env: { ...baseEnv, AGENT_HOSTS: probe.host, LIBVIRT_URI: LIBVIRTD_URI, AGENT_LIFECYCLE_EVENTS: 'true', EVENT_DEBOUNCE_MS: String(EVENT_DEBOUNCE_MS) },
+        env: { ...workspace.baseEnv, AGENT_HOSTS: probe.host, LIBVIRT_URI: LIBVIRTD_URI, AGENT_LIFECYCLE_EVENTS: 'true', EVENT_DEBOUNCE_MS: String(EVENT_DEBOUNCE_MS) },
         logDir: LOG_DIR,
       }),
     ];
-    const groups = Array.from({ length: Math.min(AGENTS, HOSTS) }, (_, i) => plan.hosts.filter((_, h) => h % AGENTS === i));
-    groups.forEach((hosts, i) =>
-      services.push(
-        startBenchService(context, {
-          service: 'sync-agent',
-          instance: `fleet-${i + 1}`,
-          // No start-up sync: it would commit the drift before the first burst.
-          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false' },
-          logDir: LOG_DIR,
-        }),
-      ),
-    );
     await Promise.all(services.map((service) => service.waitForLog('service started', (entry) => entry.msg === 'service started', 90_000)));
     await waitForConsumers(amqpUrl, [Queue.stateWriter, Queue.stateWriterEvents, Queue.auditSubscriber, tickQueue(probe.host), ...plan.hosts.map(tickQueue)], 60_000);
     await probe.warmUp(WARMUP_CHANGES);
@@ -145,7 +115,7 @@ await runBench(
     let changeIndex = WARMUP_CHANGES + 1;
     const runCycle = async (cycle: number): Promise<CycleOutcome> => {
       const changesBefore = fleetChanges;
-      const decidedBefore = decided;
+      const decidedBefore = pipeline.decided();
       const started = performance.now();
       const burst = publishTickBurst(amqpUrl, plan.hosts);
       const cycleDone = (): boolean => fleetChanges - changesBefore >= expected.changes;
@@ -160,7 +130,7 @@ await runBench(
       const results = await Promise.all(inFlight);
       const samples = results.filter((sample): sample is EventSample => sample !== undefined && sample.changedAt <= cycleEnd);
       const lost = results.filter((sample) => sample === undefined).length;
-      await waitFor(`cycle ${cycle}: every observation decided`, () => decided - decidedBefore >= expected.observations, { timeoutMs: 60_000, intervalMs: 50 });
+      await waitFor(`cycle ${cycle}: every observation decided`, () => pipeline.decided() - decidedBefore >= expected.observations, { timeoutMs: 60_000, intervalMs: 50 });
       context.progress(`cycle ${cycle}: ${fmt(cycleEnd - started)} ms, ${samples.length} changes during it, ${lost} without an event`);
       await restoreBenchFleet(db);
       return { cycleMs: cycleEnd - started, samples, lost };
