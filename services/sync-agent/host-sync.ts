@@ -22,7 +22,7 @@ import type { Tick } from '../../shared/messages/tick.ts';
 import type { PowerState } from '../../shared/power-state.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
 import type { VmState } from '../../shared/vm-state.ts';
-import { createAgentPublications } from './agent-publications.ts';
+import type { AgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
@@ -44,15 +44,16 @@ export function createHostSync(deps: {
   lookClock: LookClock;
   /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
   now: () => number;
-  /** The agent's broker user, stamped on every message as AMQP user_id (the writer checks it against the host). */
+  /** The agent's broker user, stamped on the host report as AMQP user_id (the writer checks it against the host). */
   publishAs?: string | undefined;
+  /** Observations and unknown domains, stamped the same way. */
+  publish: AgentPublications;
   /** libvirt's reason for a state, read only where needsStateReason says the writer needs it. */
   reasonFor: StateReasonReader;
   log: Logger;
 }): HostSync {
-  const publish = createAgentPublications(deps.publisher, deps.publishAs);
-  const publishObservations = publish.observations;
-  const publishUnknown = publish.unknownDomain;
+  const publishObservations = deps.publish.observations;
+  const publishUnknown = deps.publish.unknownDomain;
 
   const reasonIfNeeded = (host: string, uuid: string, row: { vmState: VmState }, state: PowerState | null) =>
     stateReasonFields(deps.reasonFor, host, uuid, row, state);

@@ -23,6 +23,7 @@ import { type Closer, defineService } from '../../shared/service-runner.ts';
 import { createAgentPublications } from './agent-publications.ts';
 import { createDebouncer } from './debouncer.ts';
 import { createDomainBatchSync } from './domain-batch-sync.ts';
+import { createEventChannel } from './event-channel.ts';
 import { createEventCoalescer, type EventCoalescer } from './event-coalescer.ts';
 import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
@@ -63,7 +64,10 @@ export const syncAgent = defineService({
     const reasonFor = createStateReasonReader({ uriOf, timeoutMs: config.libvirtTimeoutMs, log });
     // Stamped as user_id on everything the agent publishes: the broker vouches for it, the writer checks it.
     const publishAs = brokerUser(config.amqpUrl, config.amqpTls);
-    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock, now, reasonFor, log });
+    const events = createEventChannel(bus, { log, setup: coreTopology(config.busTopology) });
+    defer(() => events.publisher.close());
+    const publish = createAgentPublications(publisher, events, publishAs);
+    const sync = createHostSync({ db, publisher, publishAs, publish, readerFor, dbBreaker, lookClock, now, reasonFor, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
@@ -119,7 +123,7 @@ export const syncAgent = defineService({
     defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
-      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher, publishAs), readerFor, dbBreaker, lookClock, now, reasonFor });
+      const batchSync = createDomainBatchSync({ db, publish, readerFor, dbBreaker, lookClock, now, reasonFor });
       const events = createEventCoalescer({
         syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
         syncMany: (host, domainNames) =>

@@ -57,11 +57,6 @@ export function eventObservationRoutingKey(host: string): string {
   return `event-observation.${hostRoutingWord(host)}`;
 }
 
-/** Where an agent publishes a look's observations: a lifecycle event's have a queue of their own. */
-export function observationsRoutingKeyFor(trigger: 'tick' | 'event', host: string): string {
-  return trigger === 'event' ? eventObservationRoutingKey(host) : observationRoutingKey(host);
-}
-
 /** What a message on the changes exchange is: a committed change, or a report-only writer's proposal. */
 export type ChangeKind = 'instance' | 'proposed';
 
