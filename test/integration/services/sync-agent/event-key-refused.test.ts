@@ -18,11 +18,9 @@ import { PowerState } from '../../../../shared/power-state.ts';
 import { type RunningService, startService } from '../../../../shared/service-runner.ts';
 import { stateWriter } from '../../../../services/state-writer/state-writer.ts';
 import { createBrokerManagement } from '../../../../tools/provisioning/broker-management.ts';
-import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../../../tools/local-env/libvirtd.ts';
-import { createTestVhost, type TestVhost } from '../../../../tools/local-env/vhost.ts';
+import { LIBVIRTD_URI } from '../../../../tools/local-env/libvirtd.ts';
 import { waitFor } from '../../../../tools/wait-for.ts';
-import { type BusProbe, openBusProbe } from '../../../helpers/bus-probe.ts';
-import { createTestDatabase, type TestDatabase } from '../../../helpers/test-database.ts';
+import { type DaemonRig, openDaemonRig } from '../../../helpers/daemon-rig.ts';
 import { testLogger } from '../../../helpers/test-logger.ts';
 
 const MANAGEMENT_URL = 'http://guest:guest@127.0.0.1:15672/api';
@@ -32,33 +30,27 @@ const agentUser = `agent-${suffix}`;
 const management = createBrokerManagement(MANAGEMENT_URL);
 const connectionListSchema = z.array(z.object({ user: z.string(), connected_at: z.number() }));
 
-let database: TestDatabase;
-let vhost: TestVhost;
-let probe: BusProbe;
-let domains: DaemonDomains;
+let rig: DaemonRig;
 let uuid: string;
 const services: RunningService[] = [];
 const buses: BusConnection[] = [];
 
 /** When the agent user's newest connection to the test's vhost was opened (0: none open). */
 async function agentConnectedAt(): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:15672/api/vhosts/${encodeURIComponent(vhost.name)}/connections`, {
+  const response = await fetch(`http://127.0.0.1:15672/api/vhosts/${encodeURIComponent(rig.vhost.name)}/connections`, {
     headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
   });
   return Math.max(0, ...connectionListSchema.parse(await response.json()).filter((connection) => connection.user === agentUser).map((connection) => connection.connected_at));
 }
 
 async function powerState(): Promise<number | undefined> {
-  return (await database.db.selectFrom('instances').select('power_state').where('uuid', '=', uuid).executeTakeFirst())?.power_state;
+  return (await rig.database.db.selectFrom('instances').select('power_state').where('uuid', '=', uuid).executeTakeFirst())?.power_state;
 }
 
 before(async () => {
-  await ensureLibvirtd();
-  database = await createTestDatabase();
-  vhost = await createTestVhost();
-  probe = await openBusProbe(vhost.amqpUrl);
-  domains = await openDaemonDomains();
-  uuid = await domains.start(`vs-refused-${suffix}`);
+  rig = await openDaemonRig();
+  const { database, vhost } = rig;
+  uuid = await rig.domains.start(`vs-refused-${suffix}`);
   await database.db.insertInto('instances').values({ uuid, host, power_state: PowerState.RUNNING, vm_state: 'active' }).execute();
   // The previous release's grant: every resource, but on the observations exchange only the tick key.
   const vhostPath = encodeURIComponent(vhost.name);
@@ -87,15 +79,12 @@ before(async () => {
 after(async () => {
   for (const service of services) await service.stop();
   for (const bus of buses) await bus.close();
-  await domains?.removeAll();
-  await domains?.close();
-  await probe?.close();
   await management.delete(`/users/${agentUser}`).catch(() => undefined);
-  await vhost?.delete();
-  await database?.drop();
+  await rig?.close();
 });
 
 test('the event key refused: the connection stays, the event goes the old way and is committed, nothing dead-lettered', async () => {
+  const { domains, probe } = rig;
   const vm = await domains.hypervisor.domainLookupByName(`vs-refused-${suffix}`);
   await waitFor('the agent connected', async () => (await agentConnectedAt()) > 0, { timeoutMs: 10_000, intervalMs: 200 });
   const connectedAt = await agentConnectedAt();
