@@ -20,7 +20,6 @@
  *
  *   npm run bench:fleet-cycle [-- --hosts N --vms N --agents N --host-concurrency N --warm-runs N --skip-baseline]
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,14 +28,14 @@ import { countRows } from '../shared/db/count-rows.ts';
 import { parseMessage } from '../shared/messages/codec.ts';
 import { hostReportSchema } from '../shared/messages/host-report.ts';
 import { verifyFleet } from '../tools/fleet/verify-fleet.ts';
-import { fleetLibvirtUri, nodeXmlPath } from '../tools/fleet/write-fleet.ts';
+import { nodeXmlPath } from '../tools/fleet/write-fleet.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { publishTickBurst } from './lib/tick-burst.ts';
 import { expectationsOf, planBenchFleet, restoreBenchFleet, writeBenchFleet } from './lib/bench-fleet.ts';
 import { tapBus } from './lib/bus-tap.ts';
 import { type BenchContext, runBench } from './lib/harness.ts';
 import { type CpuWindow, type ProcMemory, startCpuWindow, startMemorySampler } from './lib/proc-stats.ts';
-import { createBenchDatabase, createBenchVhost } from './lib/resources.ts';
+import { createFleetWorkspace, FLEET_ARGS, startFleetPipeline } from './lib/fleet-services.ts';
 import { runSeedBaseline } from './lib/seed-baseline.ts';
 import { type BenchService, pidsOf, startBenchService } from './lib/service-processes.ts';
 import { fmt, median, percentile } from './lib/stats.ts';
@@ -45,10 +44,7 @@ import { waitForConsumers } from './lib/wait-for-consumers.ts';
 
 const { values: args } = parseArgs({
   options: {
-    hosts: { type: 'string', default: '1000' },
-    vms: { type: 'string', default: '100' },
-    agents: { type: 'string', default: '2' },
-    drift: { type: 'string', default: '0.1' },
+    ...FLEET_ARGS,
     'host-concurrency': { type: 'string', default: '16' },
     'warm-runs': { type: 'string', default: '3' },
     'skip-baseline': { type: 'boolean', default: false },
@@ -97,12 +93,8 @@ await runBench(
     },
   },
   async (context) => {
-    const { db, url: databaseUrl } = await createBenchDatabase(context, 'fleet_cycle');
-    const { amqpUrl } = await createBenchVhost(context);
-    const fleetDir = await mkdtemp(path.join(os.tmpdir(), 'virtsync-bench-fleet-'));
-    context.defer('remove node XML', () => rm(fleetDir, { recursive: true, force: true }));
-    await rm(LOG_DIR, { recursive: true, force: true });
-    await mkdir(LOG_DIR, { recursive: true });
+    const workspace = await createFleetWorkspace(context, { databaseName: 'fleet_cycle', logDir: LOG_DIR });
+    const { db, databaseUrl, amqpUrl, fleetDir, baseEnv } = workspace;
 
     const plan = planBenchFleet({ hosts: HOSTS, vmsPerHost: VMS, driftRatio: DRIFT, seed: 5, hostPrefix: 'bench-fleet' });
     const expected = expectationsOf(plan);
@@ -118,35 +110,11 @@ await runBench(
     context.defer('close bus tap', () => tap.close());
 
     // Every service its own process.
-    const baseEnv = { DATABASE_URL: databaseUrl, AMQP_URL: amqpUrl, LOG_LEVEL: 'info' };
-    const services: BenchService[] = [];
-    let decided = 0;
-    services.push(startBenchService(context, { service: 'audit-subscriber', env: baseEnv, logDir: LOG_DIR }));
-    services.push(
-      startBenchService(context, {
-        service: 'state-writer',
-        env: baseEnv,
-        logDir: LOG_DIR,
-        onLogLine: (entry) => {
-          if (entry.msg === 'batch committed') decided += Number(entry.observations);
-        },
-      }),
-    );
-    const groups = Array.from({ length: Math.min(AGENTS, HOSTS) }, (_, i) => plan.hosts.filter((_, h) => h % AGENTS === i));
-    groups.forEach((hosts, i) =>
-      services.push(
-        startBenchService(context, {
-          service: 'sync-agent',
-          instance: String(i + 1),
-          // No start-up sync: it would commit the drift before the first tick the cycle is timed from.
-          env: { ...baseEnv, AGENT_HOSTS: hosts.join(','), LIBVIRT_URI: fleetLibvirtUri(fleetDir), AGENT_LIFECYCLE_EVENTS: 'false', AGENT_STARTUP_SYNC: 'false', AGENT_HOST_CONCURRENCY: String(HOST_CONCURRENCY) },
-          logDir: LOG_DIR,
-        }),
-      ),
-    );
+    const pipeline = startFleetPipeline(context, workspace, { plan, agents: AGENTS, logDir: LOG_DIR, agentEnv: { AGENT_HOST_CONCURRENCY: String(HOST_CONCURRENCY) } });
+    const { services } = pipeline;
     await Promise.all(services.map((service) => service.waitForLog('service started', (entry) => entry.msg === 'service started', 60_000)));
     await waitForConsumers(amqpUrl, [Queue.stateWriter, Queue.auditSubscriber, ...plan.hosts.map(tickQueue)], 60_000);
-    context.progress(`services consuming: audit-subscriber, state-writer, ${groups.length} sync-agent(s)`);
+    context.progress(`services consuming: audit-subscriber, state-writer, ${pipeline.agents} sync-agent(s)`);
 
     const producers: BenchService[] = [];
     const memory = startMemorySampler(() => pidsOf([...services, ...producers]));
@@ -155,7 +123,7 @@ await runBench(
     /** 'producer': the tick producer, one cycle; 'burst': this process publishes every host's tick at once. */
     const runCycle = async (label: string, tickSource: 'producer' | 'burst'): Promise<CycleResult> => {
       const from = tap.messages.length;
-      const decidedBefore = decided;
+      const decidedBefore = pipeline.decided();
       const cpuWindow = startCpuWindow(() => pidsOf([...services, ...producers]));
       let producer: BenchService | undefined;
       if (tickSource === 'producer') {
@@ -186,7 +154,7 @@ await runBench(
       const firstTick = ticks[0]?.at ?? Number.NaN;
       const lastChange = changes.at(-1)?.at ?? Number.NaN;
       const reportTimes = since(Exchange.reports).map((m) => m.at);
-      await waitFor(`${label}: every observation decided`, () => decided - decidedBefore >= expected.observations, { timeoutMs: 30_000, intervalMs: 50 });
+      await waitFor(`${label}: every observation decided`, () => pipeline.decided() - decidedBefore >= expected.observations, { timeoutMs: 30_000, intervalMs: 50 });
       await producer?.process.exited;
       context.progress(`${label}: ${changes.length} changes, cycle ${fmt(lastChange - firstTick)} ms`);
       return {

@@ -26,6 +26,8 @@ interface ChannelSpec {
   address: string;
   description: string;
   producer: string;
+  /** The publish operation's name when the contract has more than one channel (default: the contract's). */
+  operation?: string;
 }
 
 const CHANNELS: Record<string, ChannelSpec> = {
@@ -40,8 +42,18 @@ const CHANNELS: Record<string, ChannelSpec> = {
     contract: 'host-observations',
     exchange: { name: Exchange.observations, type: 'topic' },
     address: 'observation.{host}',
-    description: 'What one host sync (or lifecycle event) found that disagrees with the rows. Internal; consumed by the state writer (queue `virtsync.state-writer`).',
+    description:
+      'What one host sync found that disagrees with the rows (`trigger: tick`; agents before the event queue also sent lifecycle events\' here). Internal; consumed by the state writer (queue `virtsync.state-writer`).',
     producer: 'sync-agent',
+  },
+  eventObservations: {
+    contract: 'host-observations',
+    exchange: { name: Exchange.observations, type: 'topic' },
+    address: 'event-observation.{host}',
+    description:
+      "What one lifecycle event's look found (`trigger: event`). Internal; consumed by the state writer from its own queue (`virtsync.state-writer.events`), before any host sync's observations waiting, so that an event never waits behind a cycle's backlog.",
+    producer: 'sync-agent',
+    operation: 'event-observations',
   },
   hostReports: {
     contract: 'host-report',
@@ -111,7 +123,7 @@ export function renderAsyncApi(): string {
   );
   const operations = Object.fromEntries(
     Object.entries(CHANNELS).map(([id, spec]) => [
-      `publish-${spec.contract}`,
+      `publish-${spec.operation ?? spec.contract}`,
       {
         action: 'send',
         summary: `The ${spec.producer} publishes ${spec.contract} messages.`,

@@ -34,12 +34,14 @@ export const stateWriter = defineService({
     defer(() => relay.stop());
     const deadLetters = startDeadLetterWatch({ channel: publisher, log, intervalMs: 15_000 });
     defer(() => deadLetters.stop());
-    // Host observations messages, batched by the observations they carry, written as one list.
+    // Host observations messages, batched by the observations they carry, written as one list;
+    // lifecycle events' first, so that none waits behind a cycle's backlog.
     const consumer = await startBatchConsumer(bus, {
       name: 'state-writer.observations',
       log,
       publisher,
       queue: Queue.stateWriter,
+      urgentQueue: Queue.stateWriterEvents,
       setup: coreTopology(config.busTopology),
       schema: hostObservationsSchema,
       // The broker vouches for user_id: a host may only report on itself.
@@ -59,7 +61,7 @@ export const stateWriter = defineService({
     defer(() => consumer.stop());
     // Read at scrape time: the fleet by state, and the observations waiting for a writer.
     registerInstanceStateGauge({ registry: metrics, db, log });
-    registerQueueDepthGauge({ registry: metrics, channel: publisher, queues: [Queue.stateWriter], log });
+    registerQueueDepthGauge({ registry: metrics, channel: publisher, queues: [Queue.stateWriter, Queue.stateWriterEvents], log });
     startUnreachablePolicy(config, { db, dbBreaker, relay, defer, log });
     log.info({ mode: config.mode, batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
     return { checks: () => ({ writes: consumer.health() }) };

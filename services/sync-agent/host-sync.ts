@@ -20,7 +20,7 @@ import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { type HostReport, hostReportSchema } from '../../shared/messages/host-report.ts';
 import type { Tick } from '../../shared/messages/tick.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
-import { createAgentPublications } from './agent-publications.ts';
+import type { AgentPublications } from './agent-publications.ts';
 import { compareHost, expectedRowOf, type HostComparison, needsObservation } from './host-comparison.ts';
 import type { HypervisorReader } from './hypervisor-reader.ts';
 import type { LookClock } from './look-clock.ts';
@@ -42,13 +42,14 @@ export function createHostSync(deps: {
   lookClock: LookClock;
   /** The agent's wall clock, for stamps shown to operators (ordering never uses it). */
   now: () => number;
-  /** The agent's broker user, stamped on every message as AMQP user_id (the writer checks it against the host). */
+  /** The agent's broker user, stamped on the host report as AMQP user_id (the writer checks it against the host). */
   publishAs?: string | undefined;
+  /** Observations and unknown domains, stamped the same way. */
+  publish: AgentPublications;
   log: Logger;
 }): HostSync {
-  const publish = createAgentPublications(deps.publisher, deps.publishAs);
-  const publishObservations = publish.observations;
-  const publishUnknown = publish.unknownDomain;
+  const publishObservations = deps.publish.observations;
+  const publishUnknown = deps.publish.unknownDomain;
 
   return {
     async syncHost({ host, tickId, cycle, trigger }) {

@@ -23,6 +23,7 @@ import { type Closer, defineService } from '../../shared/service-runner.ts';
 import { createAgentPublications } from './agent-publications.ts';
 import { createDebouncer } from './debouncer.ts';
 import { createDomainBatchSync } from './domain-batch-sync.ts';
+import { createEventChannel } from './event-channel.ts';
 import { createEventCoalescer, type EventCoalescer } from './event-coalescer.ts';
 import { createHostSync } from './host-sync.ts';
 import { createLibvirtReader, type HypervisorReader } from './hypervisor-reader.ts';
@@ -61,7 +62,10 @@ export const syncAgent = defineService({
     const now = (): number => Date.now() + config.clockOffsetMs;
     // Stamped as user_id on everything the agent publishes: the broker vouches for it, the writer checks it.
     const publishAs = brokerUser(config.amqpUrl, config.amqpTls);
-    const sync = createHostSync({ db, publisher, publishAs, readerFor, dbBreaker, lookClock, now, log });
+    const events = createEventChannel(bus, { log, setup: coreTopology(config.busTopology) });
+    defer(() => events.publisher.close());
+    const publish = createAgentPublications(publisher, events, publishAs);
+    const sync = createHostSync({ db, publisher, publishAs, publish, readerFor, dbBreaker, lookClock, now, log });
     const limiter = createLimiter(config.hostConcurrency);
     const inFlight = createInFlight();
     const hostOfQueue = new Map(config.hosts.map((host) => [tickQueue(host), host]));
@@ -117,7 +121,7 @@ export const syncAgent = defineService({
     defer(() => startup.stop());
 
     if (config.lifecycleEvents) {
-      const batchSync = createDomainBatchSync({ db, publish: createAgentPublications(publisher), readerFor, dbBreaker, lookClock, now });
+      const batchSync = createDomainBatchSync({ db, publish, readerFor, dbBreaker, lookClock, now });
       const events = createEventCoalescer({
         syncOne: (host, domainName) => sync.syncDomain(host, domainName).then((outcome) => log.debug({ host, domainName, outcome }, 'domain observed after lifecycle event')),
         syncMany: (host, domainNames) =>

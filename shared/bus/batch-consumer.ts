@@ -11,6 +11,11 @@
  * unacked (the prefetch holds further deliveries back, so consuming stops), is retried with
  * backoff until it is written or the consumer stops, and `health()` reports why. On stop the
  * batch is requeued. Acks happen only after the write.
+ *
+ * With `urgentQueue`, a second queue is consumed beside `queue` and its messages go first:
+ * each waits for at most the one write in flight, never behind the batches of `queue` already
+ * taken in (shared/batcher.ts). Which queue delivered a message decides only when it is written,
+ * never how: the writer's decisions do not depend on arrival order.
  */
 import type { Channel } from 'amqplib';
 import type { z } from 'zod';
@@ -52,6 +57,8 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     name: string;
     log: Logger;
     queue: string;
+    /** Consumed too, and written before anything `queue` delivered that is still waiting. */
+    urgentQueue?: string;
     schema: S;
     /** How much a batch may hold, by `weigh`. */
     batchSize: number;
@@ -70,6 +77,8 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
   },
 ): Promise<BatchConsumer> {
   const { log } = options;
+  // The urgent queue first: a consumer the broker refuses (a missing read permission) fails the start before any delivery is taken in.
+  const queues = options.urgentQueue === undefined ? [options.queue] : [options.urgentQueue, options.queue];
   const stopping = new AbortController();
   const rejections = createInFlight();
   let health: ConsumerHealth = { ok: true };
@@ -80,7 +89,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     if (!parsed.ok) return rejections.track(deadLetter(options.publisher, delivery, parsed.reason, log));
     const refused = options.admit?.(parsed.value, delivery);
     if (refused !== undefined) return rejections.track(deadLetter(options.publisher, delivery, refused, log));
-    batcher.add({ delivery, message: parsed.value }, options.weigh?.(parsed.value) ?? 1);
+    batcher.add({ delivery, message: parsed.value }, options.weigh?.(parsed.value) ?? 1, delivery.queue === options.urgentQueue ? 'urgent' : 'standard');
   };
 
   const flush = async (valid: Entry[]): Promise<void> => {
@@ -103,15 +112,17 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
       signal: stopping.signal,
       onRetry: (err, attempt, delayMs) => {
         const reason = describeUnavailability(err);
-        if (health.ok) log.error({ reason, queue: options.queue }, 'dependency unavailable: consuming paused, batch kept unacked and retried');
+        if (health.ok) log.error({ reason, queue: queues.join(', ') }, 'dependency unavailable: consuming paused, batch kept unacked and retried');
         health = { ok: false, reason };
         log.warn({ err: coerceError(err), reason, attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying');
       },
     });
-    if (!health.ok) log.info({ queue: options.queue }, 'dependency available again: consuming resumed');
+    if (!health.ok) log.info({ queue: queues.join(', ') }, 'dependency available again: consuming resumed');
     health = { ok: true };
-    for (const { delivery } of entries) delivery.ack();
-    messagesConsumed.inc({ queue: options.queue }, entries.length);
+    for (const { delivery } of entries) {
+      delivery.ack();
+      messagesConsumed.inc({ queue: delivery.queue });
+    }
     options.onWritten?.(result, messages.length, Date.now() - started);
   };
 
@@ -129,7 +140,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
   const consumer = await startConsumer(bus, {
     name: options.name,
     log,
-    queues: [options.queue],
+    queues,
     // Room for the next batch to fill while this one is written (more than enough when messages weigh more than 1).
     prefetch: options.batchSize * 2,
     setup: options.setup ?? declareCoreTopology,

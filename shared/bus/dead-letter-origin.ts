@@ -24,7 +24,7 @@ export type ReplayDecision =
 
 /** What each queue takes: where its messages were published, and the contract they must meet. */
 function queueContract(queue: string): { exchange: string; schema: z.ZodType } | undefined {
-  if (queue === Queue.stateWriter) return { exchange: Exchange.observations, schema: hostObservationsSchema };
+  if (queue === Queue.stateWriter || queue === Queue.stateWriterEvents) return { exchange: Exchange.observations, schema: hostObservationsSchema };
   if (queue === Queue.auditSubscriber) return { exchange: Exchange.changes, schema: changeEventSchema };
   if (queue === Queue.hostReports) return { exchange: Exchange.reports, schema: hostReportSchema };
   if (queue.startsWith('virtsync.tick.')) return { exchange: Exchange.ticks, schema: tickSchema };

@@ -12,7 +12,7 @@ import { type PowerState, powerStateKey } from '../power-state.ts';
 export const Exchange = {
   /** direct, routing key = host name */
   ticks: 'virtsync.ticks',
-  /** topic, `observation.<host>` */
+  /** topic, `observation.<host>` (a host sync's look) and `event-observation.<host>` (a lifecycle event's) */
   observations: 'virtsync.observations',
   /**
    * topic, `instance.<host>.<new power state>`; a report-only writer's proposals under
@@ -27,6 +27,8 @@ export const Exchange = {
 
 export const Queue = {
   stateWriter: 'virtsync.state-writer',
+  /** Lifecycle events' observations, apart: they never wait behind a cycle's backlog in `stateWriter`. */
+  stateWriterEvents: 'virtsync.state-writer.events',
   auditSubscriber: 'virtsync.audit-subscriber',
   hostReports: 'virtsync.host-reports',
   deadLetter: 'virtsync.dead-letter',
@@ -44,6 +46,15 @@ export const ORIGIN_ROUTING_KEY_HEADER = 'x-virtsync-routing-key';
 
 export function observationRoutingKey(host: string): string {
   return `observation.${hostRoutingWord(host)}`;
+}
+
+/**
+ * A lifecycle event's observations. Its first word is not `observation`, so the `observation.#`
+ * binding of `virtsync.state-writer` never takes it: each observation reaches exactly one of
+ * the writer's queues, whatever version declared the bindings.
+ */
+export function eventObservationRoutingKey(host: string): string {
+  return `event-observation.${hostRoutingWord(host)}`;
 }
 
 /** What a message on the changes exchange is: a committed change, or a report-only writer's proposal. */
@@ -92,10 +103,11 @@ export async function declareCoreTopology(channel: Channel): Promise<void> {
   await channel.assertExchange(Exchange.deadLetter, 'fanout', { durable: true });
   await declareDurableQueues(
     channel,
-    [Queue.deadLetter, Queue.stateWriter, Queue.auditSubscriber, Queue.hostReports].map((name) => ({ name, options: durableQuorum })),
+    [Queue.deadLetter, Queue.stateWriter, Queue.stateWriterEvents, Queue.auditSubscriber, Queue.hostReports].map((name) => ({ name, options: durableQuorum })),
   );
   await channel.bindQueue(Queue.deadLetter, Exchange.deadLetter, '');
   await channel.bindQueue(Queue.stateWriter, Exchange.observations, 'observation.#');
+  await channel.bindQueue(Queue.stateWriterEvents, Exchange.observations, 'event-observation.#');
   await channel.bindQueue(Queue.auditSubscriber, Exchange.changes, 'instance.#');
   await channel.bindQueue(Queue.hostReports, Exchange.reports, 'report.#');
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Exchange, observationRoutingKey } from '../../shared/bus/topology.ts';
+import { Exchange, observationRoutingKey, Queue } from '../../shared/bus/topology.ts';
 import { groupObservations, type Observation } from '../../shared/messages/observation.ts';
 import type { PowerState } from '../../shared/power-state.ts';
 import type { LookOrder } from '../../shared/sync-rules.ts';
@@ -11,6 +11,11 @@ export function publishObservations(probe: BusProbe, observations: readonly Obse
   const messages = groupObservations(observations);
   for (const message of messages) probe.publish(Exchange.observations, observationRoutingKey(message.host), message);
   return messages.length;
+}
+
+/** Observations messages waiting for a writer, in both its queues (host syncs' and lifecycle events'). */
+export async function observationsQueued(probe: BusProbe): Promise<number> {
+  return (await probe.messageCount(Queue.stateWriter)) + (await probe.messageCount(Queue.stateWriterEvents));
 }
 
 /** The columns of an instance row an agent reads before it asks the hypervisor (a NewInstance or a selected row). */

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import { declareTickQueue, Exchange, Queue } from '../../shared/bus/topology.ts';
+import { declareTickQueue, Exchange } from '../../shared/bus/topology.ts';
 import { countUnpublished } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { type ChangeEvent, changeEventSchema } from '../../shared/messages/change-event.ts';
@@ -25,6 +25,7 @@ import { type QemuHosts, startQemuHosts } from '../../tools/qemu/qemu-hosts.ts';
 import { waitFor } from '../../tools/wait-for.ts';
 import { type BusRecorder, recordBus } from '../faults/harness/bus-recorder.ts';
 import { type BusProbe, openBusProbe } from '../helpers/bus-probe.ts';
+import { observationsQueued } from '../helpers/observations.ts';
 import { createTestDatabase } from '../helpers/test-database.ts';
 import { createTestVhost } from '../../tools/local-env/vhost.ts';
 
@@ -215,7 +216,7 @@ function buildLane(deps: {
       await waitFor(
         'observations decided, changes published and audited',
         async () => {
-          if ((await probe.messageCount(Queue.stateWriter)) > 0) return false;
+          if ((await observationsQueued(probe)) > 0) return false;
           if ((await countUnpublished(db)) > 0) return false;
           return (await count('audit_log')) === (await count('change_outbox'));
         },

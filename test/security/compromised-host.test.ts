@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { ChannelModel } from 'amqplib';
-import { Exchange, observationRoutingKey, Queue, REASON_HEADER, tickQueue } from '../../shared/bus/topology.ts';
+import { eventObservationRoutingKey, Exchange, observationRoutingKey, ORIGIN_QUEUE_HEADER, Queue, REASON_HEADER, tickQueue } from '../../shared/bus/topology.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { PowerState } from '../../shared/power-state.ts';
 import { waitFor } from '../../tools/wait-for.ts';
@@ -107,6 +107,24 @@ describe('a compromised compute host can lie only about itself', () => {
     const refused = /publisher h1 may only report on its own host, not on h2/.test(reason) && (await powerStateOf(u3)) === PowerState.RUNNING;
     report('forged-observation-body-host', refused, `dead-lettered: ${reason}`);
     assert.ok(refused);
+  });
+
+  test('h1 publishes an event observation of h2’s instance under h2’s event routing key: refused by the topic permission', async () => {
+    const attempt = await attemptPublish(h1, Exchange.observations, eventObservationRoutingKey('h2'), observation('h2', u3, PowerState.SHUTOFF), { userId: 'h1' });
+    reportAttempt('forged-event-observation-other-routing-key', attempt);
+    assert.ok(attempt.refused);
+    assert.match(attempt.reason, /ACCESS_REFUSED.*event-observation\.h2/);
+  });
+
+  test('h1 publishes an event observation naming h2 under its own event routing key: dead-lettered by the writer from its event queue', async () => {
+    const attempt = await attemptPublish(h1, Exchange.observations, eventObservationRoutingKey('h1'), observation('h2', u3, PowerState.SHUTOFF), { userId: 'h1' });
+    assert.equal(attempt.refused, false, 'the broker lets h1 publish under its own event key');
+    const letter = (await rig.deadLetters(1))[0];
+    const reason = String(letter?.properties.headers?.[REASON_HEADER] ?? '');
+    const refused = /publisher h1 may only report on its own host, not on h2/.test(reason) && (await powerStateOf(u3)) === PowerState.RUNNING;
+    report('forged-event-observation-body-host', refused, `dead-lettered: ${reason}`);
+    assert.ok(refused);
+    assert.equal(letter?.properties.headers?.[ORIGIN_QUEUE_HEADER], Queue.stateWriterEvents);
   });
 
   test('h1 sets user_id to h2’s user: refused by the broker', async () => {

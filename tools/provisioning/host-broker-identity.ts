@@ -5,7 +5,7 @@
  * permissions, only under its own host's routing keys. No configure permission: it cannot
  * declare, delete or rebind anything, and no write on the dead-letter exchange.
  */
-import { Exchange, observationRoutingKey, reportRoutingKey, tickQueue, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
+import { eventObservationRoutingKey, Exchange, observationRoutingKey, reportRoutingKey, tickQueue, unknownDomainRoutingKey } from '../../shared/bus/topology.ts';
 import type { BrokerManagement } from './broker-management.ts';
 
 const escape = (text: string): string => text.replaceAll(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -16,7 +16,7 @@ export function hostPermissions(host: string) {
   return {
     permissions: { configure: '^$', write: exactly(Exchange.observations, Exchange.reports), read: exactly(tickQueue(host)) },
     topicPermissions: [
-      { exchange: Exchange.observations, write: exactly(observationRoutingKey(host)), read: '^$' },
+      { exchange: Exchange.observations, write: exactly(observationRoutingKey(host), eventObservationRoutingKey(host)), read: '^$' },
       { exchange: Exchange.reports, write: exactly(reportRoutingKey(host), unknownDomainRoutingKey(host)), read: '^$' },
     ],
   };

@@ -19,7 +19,7 @@ import { type Tick, tickSchema } from '../../../shared/messages/tick.ts';
 
 export interface BusRecorder {
   ticks: Tick[];
-  /** Valid observations the broker routed to the observations exchange, taken out of their messages (the writer's queue gets the same). */
+  /** Valid observations the broker routed to the observations exchange, taken out of their messages (the writer's two queues get the same). */
   observations: Observation[];
   reports: HostReport[];
   /** Valid change events, every publish (a republished event appears twice, with one eventId). */
@@ -43,6 +43,7 @@ export async function recordBus(amqpUrl: string, hosts: readonly string[]): Prom
       await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
       for (const host of hosts) await ch.bindQueue(queue, Exchange.ticks, host);
       await ch.bindQueue(queue, Exchange.observations, 'observation.#');
+      await ch.bindQueue(queue, Exchange.observations, 'event-observation.#');
       await ch.bindQueue(queue, Exchange.reports, 'report.#');
       await ch.bindQueue(queue, Exchange.changes, 'instance.#');
       await ch.prefetch(1_000);

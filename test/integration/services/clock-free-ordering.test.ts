@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import amqplib, { type Message } from 'amqplib';
 import { sql } from 'kysely';
 import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
-import { Exchange, observationRoutingKey, Queue, tickQueue } from '../../../shared/bus/topology.ts';
+import { eventObservationRoutingKey, Exchange, observationRoutingKey, Queue, tickQueue } from '../../../shared/bus/topology.ts';
 import { auditSubscriberEnv, loadConfig, stateWriterEnv, syncAgentEnv } from '../../../shared/config.ts';
 import { parseMessage } from '../../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../../shared/messages/fields.ts';
@@ -25,6 +25,7 @@ import { stateWriter } from '../../../services/state-writer/state-writer.ts';
 import { syncAgent } from '../../../services/sync-agent/sync-agent.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
+import { observationsQueued } from '../../helpers/observations.ts';
 import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../../tools/local-env/libvirtd.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
@@ -284,8 +285,8 @@ describe('(e) a tick look and a later event look of one host', () => {
       const uuid = await instanceOn(host, host);
       await startAgent(host, { lifecycleEvents: true });
       const vm = await domain(uuid);
-      const queued = async (): Promise<number> => probe.messageCount(Queue.stateWriter);
-      // No writer runs: looks wait in its queue. The watcher is live once a suspend comes back as an event look.
+      const queued = (): Promise<number> => observationsQueued(probe);
+      // No writer runs: looks wait in its queues. The watcher is live once a suspend comes back as an event look.
       await waitFor(
         'the lifecycle watcher to look after a suspend',
         async () => {
@@ -300,13 +301,17 @@ describe('(e) a tick look and a later event look of one host', () => {
       const beforeDestroy = await queued();
       await domains.hypervisor.domainDestroy(vm); // t1: the event's look, SHUTOFF
       await waitFor('the event look queued', async () => (await queued()) > beforeDestroy, { timeoutMs: 20_000 });
-      const looks = await probe.drain(Queue.stateWriter, beforeDestroy + 1);
-      // Re-published in the arrival order under test: the tick's first, or the event's.
-      const ordered = arrival === 'tick first' ? looks : [...looks].reverse();
-      for (const message of ordered) probe.publish(Exchange.observations, observationRoutingKey(host), message.content);
+      const tickLooks = await probe.drain(Queue.stateWriter, await probe.messageCount(Queue.stateWriter));
+      const eventLooks = await probe.drain(Queue.stateWriterEvents, await probe.messageCount(Queue.stateWriterEvents));
+      // Re-published in the arrival order under test, each under its own key, the second only once the first is decided.
+      const tick = { looks: tickLooks, routingKey: observationRoutingKey(host) };
+      const event = { looks: eventLooks, routingKey: eventObservationRoutingKey(host) };
       await startWriter();
+      for (const { looks, routingKey } of arrival === 'tick first' ? [tick, event] : [event, tick]) {
+        for (const message of looks) probe.publish(Exchange.observations, routingKey, message.content);
+        await waitFor('every queued observation decided', async () => (await queued()) === 0, { timeoutMs: 20_000 });
+      }
       await waitForRow(uuid, State.SHUTOFF);
-      await waitFor('every queued observation decided', async () => (await probe.messageCount(Queue.stateWriter)) === 0, { timeoutMs: 20_000 });
       assert.deepEqual(await rowOf(uuid), { host, power_state: State.SHUTOFF, vm_state: 'shutoff' });
       await assertAuditMatchesCommitted();
     });

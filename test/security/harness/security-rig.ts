@@ -27,8 +27,8 @@ const DATABASE = 'virtsync';
 const OPERATOR = 'virtsync-operator';
 const WRITER = 'virtsync-writer';
 
-/** The writer's broker permissions: consume its queue, publish change events and dead letters; configure nothing. */
-const WRITER_PERMISSIONS = { configure: '^$', write: '^virtsync\\.(changes|dead-letter)$', read: '^virtsync\\.state-writer$' };
+/** The writer's broker permissions: consume its two queues, publish change events and dead letters; configure nothing. */
+const WRITER_PERMISSIONS = { configure: '^$', write: '^virtsync\\.(changes|dead-letter)$', read: '^virtsync\\.state-writer(\\.events)?$' };
 
 export interface SecurityRig {
   certificates: TestCertificates;

@@ -213,4 +213,53 @@ describe('createBatcher', () => {
     await batcher.drain();
     assert.deepEqual(seen, [[1, 2], [3]]);
   });
+
+  test('an urgent item waits only for the flush in flight, ahead of every standard batch pending', async () => {
+    const flushed: string[][] = [];
+    const gate = deferred();
+    const batcher = createBatcher<string>({
+      maxSize: 2,
+      lingerMs: NEVER_MS,
+      flush: async (items) => {
+        flushed.push(items);
+        if (items[0] === 's1') await gate.promise;
+      },
+    });
+    for (const item of ['s1', 's2', 's3', 's4', 's5', 's6']) batcher.add(item);
+    batcher.add('u1', 1, 'urgent');
+    batcher.add('u2', 1, 'urgent');
+    batcher.add('u3', 1, 'urgent');
+    assert.deepEqual(flushed, [['s1', 's2']], 'one flush in flight');
+    gate.resolve();
+    await batcher.drain();
+    assert.deepEqual(flushed, [['s1', 's2'], ['u1', 'u2'], ['u3'], ['s3', 's4'], ['s5', 's6']]);
+  });
+
+  test('an urgent item is flushed at once, without the linger, and never shares a batch with standard items', async () => {
+    const flushed = deferred<string[]>();
+    const batcher = createBatcher<string>({ maxSize: 100, lingerMs: NEVER_MS, flush: async (items) => flushed.resolve(items) });
+    batcher.add('s1');
+    batcher.add('u1', 1, 'urgent');
+    // Nothing calls drain and the linger never fires: only the urgent lane can flush.
+    assert.deepEqual(await flushed.promise, ['u1']);
+    await batcher.drain();
+  });
+
+  test('standard items still go after their linger when urgent ones keep the flusher busy in between', async () => {
+    const flushed: string[][] = [];
+    const standardFlushed = deferred();
+    const batcher = createBatcher<string>({
+      maxSize: 100,
+      lingerMs: 1,
+      flush: async (items) => {
+        flushed.push(items);
+        if (items.includes('s1')) standardFlushed.resolve();
+      },
+    });
+    batcher.add('s1');
+    batcher.add('u1', 1, 'urgent');
+    await standardFlushed.promise;
+    assert.deepEqual(flushed, [['u1'], ['s1']]);
+    await batcher.drain();
+  });
 });

@@ -8,10 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Message } from 'amqplib';
 import { connectBus } from '../../../../shared/bus/connect.ts';
-import { Exchange } from '../../../../shared/bus/topology.ts';
+import { eventObservationRoutingKey, Exchange, observationRoutingKey } from '../../../../shared/bus/topology.ts';
 import { loadConfig, stateWriterEnv, syncAgentEnv } from '../../../../shared/config.ts';
 import { changeEventSchema } from '../../../../shared/messages/change-event.ts';
 import { parseMessage } from '../../../../shared/messages/codec.ts';
+import { hostObservationsSchema } from '../../../../shared/messages/observation.ts';
 import { unknownDomainSchema } from '../../../../shared/messages/unknown-domain.ts';
 import { PowerState } from '../../../../shared/power-state.ts';
 import { type RunningService, startService } from '../../../../shared/service-runner.ts';
@@ -32,6 +33,9 @@ let probe: BusProbe;
 let domains: DaemonDomains;
 let changes: Message[];
 let unknown: Message[];
+/** Everything published under the host's observation keys: a host sync's, and a lifecycle event's. */
+let tickKeyed: Message[];
+let eventKeyed: Message[];
 const services: RunningService[] = [];
 const buses: Array<{ close(): Promise<void> }> = [];
 const uuids: Record<'paused' | 'rebooted' | 'marker', string> = { paused: '', rebooted: '', marker: '' };
@@ -50,6 +54,8 @@ before(async () => {
     .execute();
   changes = await probe.collect(Exchange.changes, 'instance.#');
   unknown = await probe.collect(Exchange.reports, `unknown.${host}`);
+  tickKeyed = await probe.collect(Exchange.observations, observationRoutingKey(host));
+  eventKeyed = await probe.collect(Exchange.observations, eventObservationRoutingKey(host));
 
   const env = { DATABASE_URL: database.url, AMQP_URL: vhost.amqpUrl };
   const agentBus = connectBus({ url: vhost.amqpUrl, name: 'test agent', log: testLogger });
@@ -97,6 +103,10 @@ function unknownFor(uuid: string) {
     .flatMap((parsed) => (parsed.ok && parsed.value.instanceUuid === uuid ? [parsed.value] : []));
 }
 
+function triggersOf(messages: readonly Message[]) {
+  return messages.map((message) => parseMessage(hostObservationsSchema, message.content)).flatMap((parsed) => (parsed.ok ? [parsed.value.trigger] : ['invalid']));
+}
+
 function changesFor(uuid: string) {
   return changes
     .map((message) => parseMessage(changeEventSchema, message.content))
@@ -111,6 +121,12 @@ test('a domain paused behind the cloud\'s back is committed from its lifecycle e
   assert.equal(change?.rule, 'power-only');
   const row = await database.db.selectFrom('instances').select(['power_state', 'vm_state']).where('uuid', '=', uuids.paused).executeTakeFirstOrThrow();
   assert.deepEqual(row, { power_state: PowerState.PAUSED, vm_state: 'active' });
+  // The observation that made the change travelled under the key of its trigger (the start-up sync, a
+  // tick-triggered look, may get there before the event): event looks under the event key only.
+  const carrier = (messages: readonly Message[]) => messages.some((message) => message.content.toString().includes(change?.observationId ?? 'none'));
+  assert.ok(carrier(eventKeyed) || carrier(tickKeyed), 'the change came from an observation published under the host\'s keys');
+  assert.ok(triggersOf(eventKeyed).every((trigger) => trigger === 'event'));
+  assert.ok(triggersOf(tickKeyed).every((trigger) => trigger !== 'event'));
 });
 
 test('a quick stop + start (a reboot) is debounced: no SHUTOFF is published in between', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Exchange, observationRoutingKey, reportRoutingKey, tickQueue, unknownDomainRoutingKey } from '../../../../shared/bus/topology.ts';
+import { eventObservationRoutingKey, Exchange, observationRoutingKey, reportRoutingKey, tickQueue, unknownDomainRoutingKey } from '../../../../shared/bus/topology.ts';
 import { hostPermissions } from '../../../../tools/provisioning/host-broker-identity.ts';
 
 const matches = (pattern: string, name: string): boolean => new RegExp(pattern).test(name);
@@ -20,6 +20,9 @@ for (const host of ['h1', 'compute-7.example.org']) {
     assert.ok(matches(observations.write, observationRoutingKey(host)));
     assert.ok(!matches(observations.write, observationRoutingKey('h2')));
     assert.ok(!matches(observations.write, `${observationRoutingKey(host)}0`));
+    assert.ok(matches(observations.write, eventObservationRoutingKey(host)));
+    assert.ok(!matches(observations.write, eventObservationRoutingKey('h2')));
+    assert.ok(!matches(observations.write, `${eventObservationRoutingKey(host)}0`));
     assert.ok(matches(reports.write, reportRoutingKey(host)) && matches(reports.write, unknownDomainRoutingKey(host)));
     assert.ok(!matches(reports.write, reportRoutingKey('h2')));
   });
