@@ -82,7 +82,7 @@ export function createLivenessEvaluator(deps: { db: Kysely<Database>; publisher:
       });
       await updateLiveness(trx, changed);
       await insertTransitions(trx, transitions);
-      const detail = `${judgement.newlySilent} of ${judgement.reachable} reachable hosts silent for ${settings.unreachableAfterIntervals} intervals`;
+      const detail = `${judgement.goingSilent} of ${judgement.reachable} reachable hosts silent for ${settings.unreachableAfterIntervals} intervals or about to be`;
       const previousPath = await recordPipelineHealth(trx, { component: REPORT_PATH, state: judgement.reportPathSilent ? 'silent' : 'ok', detail });
       return { judgement, transitions, forgotten, previousPath };
     });
@@ -120,7 +120,7 @@ export function createLivenessEvaluator(deps: { db: Kysely<Database>; publisher:
         if (payload.state === 'healthy') log.info(fields, 'host liveness changed');
         else log.warn(fields, 'host liveness changed');
       }
-      const silence = { newlySilent: judgement.newlySilent, reachable: judgement.reachable };
+      const silence = { newlySilent: judgement.newlySilent, goingSilent: judgement.goingSilent, reachable: judgement.reachable };
       if (judgement.reportPathSilent && previousPath !== 'silent') {
         log.error(silence, 'report path silent: most hosts stopped reporting together, none is declared unreachable');
       } else if (!judgement.reportPathSilent && previousPath === 'silent') {

@@ -8,7 +8,11 @@
  *
  * Mass silence: when more than a share of the reachable hosts (and at least a minimum
  * number) fall silent together, the report path is down, not the fleet: none of them is
- * declared unreachable, and the judgement says so.
+ * declared unreachable, and the judgement says so. Hosts report at different moments of an
+ * interval, so when the report path goes down their silences start up to an interval apart:
+ * the first to reach the limit must not be judged alone. The count therefore takes every host
+ * that has missed reports and is within an interval of the limit (going silent), not only
+ * those at it.
  */
 import type { LivenessState } from '../../shared/messages/host-liveness.ts';
 
@@ -41,6 +45,8 @@ export interface LivenessJudgement {
   hosts: HostJudgement[];
   /** Hosts silent past the threshold that were not unreachable already. */
   newlySilent: number;
+  /** Those and the reachable hosts within an interval of the threshold, having missed reports. */
+  goingSilent: number;
   /** Hosts that were not unreachable already. */
   reachable: number;
   reportPathSilent: boolean;
@@ -48,6 +54,8 @@ export interface LivenessJudgement {
 
 export function judgeLiveness(inputs: readonly HostLivenessInput[], settings: LivenessSettings, nowMs: number): LivenessJudgement {
   const silenceLimitMs = settings.unreachableAfterIntervals * settings.intervalMs;
+  // An interval short of the limit, but past one and a half intervals: a host that reports every interval is never that quiet.
+  const goingSilentMs = Math.min(silenceLimitMs, Math.max(silenceLimitMs - settings.intervalMs, 1.5 * settings.intervalMs));
   const looks = inputs.map((input) => {
     const previous = input.current?.state ?? 'healthy';
     const heardAtMs = Math.max(input.receipt?.lastReceivedAtMs ?? Number.NEGATIVE_INFINITY, input.current?.trackedSinceMs ?? nowMs);
@@ -57,7 +65,8 @@ export function judgeLiveness(inputs: readonly HostLivenessInput[], settings: Li
   });
   const reachable = looks.filter((look) => look.previous !== 'unreachable').length;
   const newlySilent = looks.filter((look) => look.silent && look.previous !== 'unreachable').length;
-  const reportPathSilent = newlySilent >= settings.reportPathSilentMinHosts && newlySilent > settings.reportPathSilentFraction * reachable;
+  const goingSilent = looks.filter((look) => look.silentMs >= goingSilentMs && look.previous !== 'unreachable').length;
+  const reportPathSilent = newlySilent > 0 && goingSilent >= settings.reportPathSilentMinHosts && goingSilent > settings.reportPathSilentFraction * reachable;
 
   const hosts = looks.map(({ input, previous, silentMs, silent, failing, failures }): HostJudgement => {
     const silence = `no report received for ${Math.round(silentMs / 1000)} s (limit ${settings.unreachableAfterIntervals} intervals)`;
@@ -70,5 +79,5 @@ export function judgeLiveness(inputs: readonly HostLivenessInput[], settings: Li
           : ['healthy', excused ? `${silence}, like most hosts: the report path is down` : 'reports received, the last periodic syncs did not all fail'];
     return { host: input.host, state, previous, isNew: input.current === undefined, reason };
   });
-  return { hosts, newlySilent, reachable, reportPathSilent };
+  return { hosts, newlySilent, goingSilent, reachable, reportPathSilent };
 }

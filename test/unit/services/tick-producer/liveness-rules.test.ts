@@ -56,8 +56,30 @@ describe('judgeLiveness', () => {
     const inputs = [host('a', 'healthy', 4_000), host('b', 'failing', 4_000, 3), host('c', 'healthy', 10), host('dead', 'unreachable', 60_000)];
     const judgement = judgeLiveness(inputs, SETTINGS, NOW);
     assert.equal(judgement.reportPathSilent, true);
-    assert.deepEqual([judgement.newlySilent, judgement.reachable], [2, 3]);
+    assert.deepEqual([judgement.newlySilent, judgement.goingSilent, judgement.reachable], [2, 2, 3]);
     assert.deepEqual(statesOf(inputs), { a: 'healthy', b: 'failing', c: 'healthy', dead: 'unreachable' });
+  });
+
+  test('the report path down: the first host to reach the limit is not judged alone, its neighbours are an interval behind', () => {
+    // Their last reports fell at different moments of an interval before the report path went down.
+    const inputs = [host('first', 'healthy', 3_000), host('b', 'healthy', 2_400), host('c', 'healthy', 2_100), host('d', 'healthy', 10)];
+    const judgement = judgeLiveness(inputs, SETTINGS, NOW);
+    assert.deepEqual([judgement.reportPathSilent, judgement.newlySilent, judgement.goingSilent], [true, 1, 3]);
+    assert.deepEqual(statesOf(inputs), { first: 'healthy', b: 'healthy', c: 'healthy', d: 'healthy' });
+  });
+
+  test('hosts that report every interval are never going silent: one dead host among them is unreachable', () => {
+    // A healthy host's last report is at most an interval (and the time to record it) old.
+    const inputs = [host('dead', 'healthy', 3_000), ...['a', 'b', 'c'].map((name) => host(name, 'healthy', 1_400))];
+    const judgement = judgeLiveness(inputs, SETTINGS, NOW);
+    assert.deepEqual([judgement.reportPathSilent, judgement.goingSilent], [false, 1]);
+    assert.equal(statesOf(inputs).dead, 'unreachable');
+  });
+
+  test('going silent counts only once someone reaches the limit', () => {
+    const inputs = ['a', 'b', 'c'].map((name) => host(name, 'healthy', 2_500));
+    const judgement = judgeLiveness(inputs, SETTINGS, NOW);
+    assert.deepEqual([judgement.reportPathSilent, judgement.newlySilent, judgement.goingSilent], [false, 0, 3]);
   });
 
   test('a minority silent, or fewer than the minimum: those hosts are unreachable', () => {
