@@ -38,8 +38,10 @@ export function registerSyncCommand(program: Command, context: CliContext): void
       if (options.force !== true) await checkRegistered(context, unique);
       const listener = options.wait === true ? await listenForReports(context, unique, { unknownDomains: false }) : undefined;
       try {
-        const ticks = await publishManualTicks(context, unique, (tick) => {
-          if (options.json !== true) context.print(`tick ${tick.tickId} published for ${tick.host} (queue ${tickQueue(tick.host)})`);
+        const ticks = await publishManualTicks(context, unique, {
+          onPublished: (tick) => {
+            if (options.json !== true) context.print(`tick ${tick.tickId} published for ${tick.host} (queue ${tickQueue(tick.host)})`);
+          },
         });
         if (listener === undefined) {
           if (options.json === true) context.print(JSON.stringify(ticks, null, 2));

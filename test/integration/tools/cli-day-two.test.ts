@@ -1,7 +1,8 @@
 /**
  * The day-two commands against a real agent: `sync --wait` prints each host's outcome and
  * fails for a host nobody serves (with a warning that no agent consumes its queue);
- * `unknown` lists the domains no row places; `hosts list|enable|disable` change
+ * `unknown` lists the domains no row places (and refuses at once when no agent could answer);
+ * `hosts list|enable|disable` change
  * compute_hosts; and a broker or database that refuses us says so (exit 4).
  */
 import assert from 'node:assert/strict';
@@ -99,6 +100,14 @@ describe('unknown', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^${host} +${unknown} +paused `, 'm'));
     assert.doesNotMatch(result.stdout, new RegExp(`${inSync}|${drifted}`));
+  });
+
+  test('no agent for any of the hosts: exit 1 at once, nothing published', async () => {
+    const started = Date.now();
+    const result = await runCli(['unknown', '--host', idle], env);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, new RegExp(`no agent consumes the tick queue of ${idle}: nothing would report`));
+    assert.ok(Date.now() - started < 30_000, 'did not wait for the reports');
   });
 
   test('--json gives the unknown-domain messages', async () => {
