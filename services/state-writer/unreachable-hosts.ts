@@ -20,22 +20,26 @@ import type { ChangeEvent } from '../../shared/messages/change-event.ts';
 import { changesCommitted, writerDecisions } from '../../shared/metrics.ts';
 import { PowerState, powerStateKey } from '../../shared/power-state.ts';
 import { runEvery } from '../../shared/run-every.ts';
-import { decideUnreachableHost } from '../../shared/sync-rules.ts';
+import { decideUnreachableHost, type SyncRule } from '../../shared/sync-rules.ts';
 import { eventBody, outboxEventOf } from './ledger.ts';
 
 /** Sets the host's instances NOSTATE where the rules allow, in one transaction; returns the change events. */
-export async function applyUnreachableHost(db: Kysely<Database>, host: string): Promise<{ changes: ChangeEvent[]; outbox: OutboxEvent[] }> {
+export async function applyUnreachableHost(
+  db: Kysely<Database>,
+  host: string,
+): Promise<{ changes: ChangeEvent[]; outbox: OutboxEvent[]; outcomes: Partial<Record<SyncRule, number>> }> {
   const candidates = (await readHostInstances(db, host)).filter((instance) => instance.powerState !== PowerState.NOSTATE).map((instance) => instance.uuid);
-  if (candidates.length === 0) return { changes: [], outbox: [] };
+  if (candidates.length === 0) return { changes: [], outbox: [], outcomes: {} };
   return db.transaction().execute(async (trx) => {
     const rows = await lockInstances(trx, candidates);
     const decidedAt = new Date().toISOString();
     const writes: SyncStateWrite[] = [];
     const changes: ChangeEvent[] = [];
+    const outcomes: Partial<Record<SyncRule, number>> = {};
     for (const uuid of candidates) {
       const row = rows.get(uuid);
       const decision = decideUnreachableHost(row, host);
-      writerDecisions.inc({ rule: decision.rule });
+      outcomes[decision.rule] = (outcomes[decision.rule] ?? 0) + 1;
       if (row === undefined || decision.action !== 'update') continue;
       const after = { powerState: decision.powerState, vmState: decision.vmState };
       // virtsync's own write, recorded as such: a look the host made before it went silent is not mistaken for the cloud's.
@@ -47,7 +51,7 @@ export async function applyUnreachableHost(db: Kysely<Database>, host: string): 
     await writeSyncStates(trx, writes);
     const outbox = changes.map((change) => outboxEventOf(change, 'instance'));
     await insertOutboxEvents(trx, outbox);
-    return { changes, outbox };
+    return { changes, outbox, outcomes };
   });
 }
 
@@ -69,7 +73,9 @@ export function startUnreachableHostPolicy(deps: {
   const check = async (): Promise<void> => {
     const hosts = await deps.dbBreaker.run(() => listHostsUnreachableFor(deps.db, deps.afterMs));
     for (const host of hosts) {
-      const { changes, outbox } = await deps.dbBreaker.run(() => applyUnreachableHost(deps.db, host));
+      const { changes, outbox, outcomes } = await deps.dbBreaker.run(() => applyUnreachableHost(deps.db, host));
+      // Counted once committed, as the batches' decisions are.
+      for (const [rule, count] of Object.entries(outcomes)) writerDecisions.inc({ rule }, count);
       if (changes.length === 0) continue;
       deps.publishCommitted(outbox);
       for (const change of changes) changesCommitted.inc({ power_state: powerStateKey(change.after.powerState) });
