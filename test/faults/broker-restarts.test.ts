@@ -11,31 +11,15 @@
  * applied twice, nothing dead-lettered.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { waitFor } from '../../tools/wait-for.ts';
 import { createEngineVhost } from '../../tools/local-env/engines/engine-vhost.ts';
-import { removeLeftovers } from '../../tools/local-env/engines/engine-registry.ts';
-import { type RabbitNode, startRabbitNode } from '../../tools/local-env/engines/rabbitmq-node.ts';
+import { startRabbitNode } from '../../tools/local-env/engines/rabbitmq-node.ts';
 import type { FaultRig } from './harness/fault-rig.ts';
 import { describeRestartFault, type RestartFaultRun } from './harness/restart-fault.ts';
+import { useOwnEngine } from './harness/own-engine.ts';
 
-let node: RabbitNode | undefined;
-
-before(
-  async () => {
-    removeLeftovers();
-    node = await startRabbitNode();
-  },
-  { timeout: 180_000 },
-);
-after(async () => {
-  await node?.remove();
-});
-
-const theNode = (): RabbitNode => {
-  if (node === undefined) throw new Error('the RabbitMQ node did not start');
-  return node;
-};
+const theNode = useOwnEngine('the RabbitMQ node', () => startRabbitNode(), { startTimeoutMs: 180_000 });
 
 const everyServiceLostTheBroker = (rig: FaultRig): Promise<void> =>
   waitFor('every running service to notice', () => rig.processes.filter((p) => p.exit === undefined).every((p) => p.stats.brokerLost >= 1), {

@@ -18,26 +18,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from '../../shared/bus/topology.ts';
 import { waitFor } from '../../tools/wait-for.ts';
-import { removeLeftovers } from '../../tools/local-env/engines/engine-registry.ts';
 import { createEngineVhost } from '../../tools/local-env/engines/engine-vhost.ts';
-import { type RabbitCluster, startRabbitCluster } from '../../tools/local-env/engines/rabbitmq-cluster.ts';
+import { startRabbitCluster } from '../../tools/local-env/engines/rabbitmq-cluster.ts';
 import type { RabbitNode } from '../../tools/local-env/engines/rabbitmq-node.ts';
 import { type FaultOutcome, type FaultRig, createFaultRig, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
+import { useOwnEngine } from './harness/own-engine.ts';
 
-let cluster: RabbitCluster | undefined;
-
-before(
-  async () => {
-    removeLeftovers();
-    cluster = await startRabbitCluster({ size: 3 });
-  },
-  { timeout: 240_000 },
-);
-after(async () => {
-  await cluster?.remove();
-});
+const theCluster = useOwnEngine('the RabbitMQ cluster', () => startRabbitCluster({ size: 3 }), { startTimeoutMs: 240_000 });
 
 describe('cluster-leader-killed', () => {
   let rig: FaultRig | undefined;
@@ -47,8 +36,7 @@ describe('cluster-leader-killed', () => {
 
   before(
     async () => {
-      if (cluster === undefined) throw new Error('the cluster did not start');
-      const c = cluster;
+      const c = theCluster();
       const vhost = await createEngineVhost(c);
       rig = await createFaultRig({ fault: 'cluster-leader-killed', races: 'manual', engines: { vhost } });
       const r = rig;

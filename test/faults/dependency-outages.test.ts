@@ -22,33 +22,17 @@ import pg from 'pg';
 import { Queue } from '../../shared/bus/topology.ts';
 import { countUnpublished } from '../../shared/db/change-outbox.ts';
 import { waitFor } from '../../tools/wait-for.ts';
-import { removeLeftovers } from '../../tools/local-env/engines/engine-registry.ts';
-import { createPostgresCluster, type PostgresCluster } from '../../tools/local-env/engines/postgres-cluster.ts';
+import { createPostgresCluster } from '../../tools/local-env/engines/postgres-cluster.ts';
 import { type FaultOutcome, type FaultRig, createFaultRig, SERVICE_START_TIMEOUT_MS } from './harness/fault-rig.ts';
 import { printFaultSummary } from './harness/fault-report.ts';
 import { isUpdateRule } from './harness/fleet-invariants.ts';
 import { defineInvariantTests } from './harness/invariant-tests.ts';
+import { useOwnEngine } from './harness/own-engine.ts';
 
 const FLAPS = 6;
 const AWAY_MS = 3_000;
 
-let cluster: PostgresCluster | undefined;
-
-before(
-  async () => {
-    removeLeftovers();
-    cluster = await createPostgresCluster();
-  },
-  { timeout: 120_000 },
-);
-after(async () => {
-  await cluster?.remove();
-});
-
-const theCluster = (): PostgresCluster => {
-  if (cluster === undefined) throw new Error('the PostgreSQL cluster did not start');
-  return cluster;
-};
+const theCluster = useOwnEngine('the PostgreSQL cluster', () => createPostgresCluster(), { startTimeoutMs: 120_000 });
 
 /** Runs `statements` as the cluster's superuser in the rig's database. */
 async function asSuperuser(rig: FaultRig, statements: readonly string[]): Promise<void> {

@@ -13,28 +13,12 @@
  * or applied twice, nothing dead-lettered.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { removeLeftovers } from '../../tools/local-env/engines/engine-registry.ts';
-import { createPostgresCluster, type PostgresCluster } from '../../tools/local-env/engines/postgres-cluster.ts';
+import { test } from 'node:test';
+import { createPostgresCluster } from '../../tools/local-env/engines/postgres-cluster.ts';
 import { describeRestartFault, type RestartFaultRun } from './harness/restart-fault.ts';
+import { useOwnEngine } from './harness/own-engine.ts';
 
-let cluster: PostgresCluster | undefined;
-
-before(
-  async () => {
-    removeLeftovers();
-    cluster = await createPostgresCluster();
-  },
-  { timeout: 120_000 },
-);
-after(async () => {
-  await cluster?.remove();
-});
-
-const theCluster = (): PostgresCluster => {
-  if (cluster === undefined) throw new Error('the PostgreSQL cluster did not start');
-  return cluster;
-};
+const theCluster = useOwnEngine('the PostgreSQL cluster', () => createPostgresCluster(), { startTimeoutMs: 120_000 });
 const onTheCluster = async (): Promise<{ engines: { databaseServerUrl: string } }> => ({ engines: { databaseServerUrl: theCluster().serverUrl } });
 
 const cleanRun = (run: () => RestartFaultRun): void => {
