@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
-import amqplib, { type Message } from 'amqplib';
+import type { Message } from 'amqplib';
 import { sql } from 'kysely';
 import { type BusConnection, connectBus } from '../../../shared/bus/connect.ts';
 import { eventObservationRoutingKey, Exchange, observationRoutingKey, Queue, tickQueue } from '../../../shared/bus/topology.ts';
@@ -29,6 +29,7 @@ import { observationsQueued } from '../../helpers/observations.ts';
 import { type DaemonDomains, ensureLibvirtd, LIBVIRTD_URI, openDaemonDomains } from '../../../tools/local-env/libvirtd.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { testLogger } from '../../helpers/test-logger.ts';
+import { queueConsumers } from '../../helpers/queue-consumers.ts';
 import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
 const HOUR_MS = 3_600_000;
@@ -123,24 +124,12 @@ function reportsOf(host: string) {
 /** Ticks `host` as `virtsync sync` does and waits for its agent's report of that tick. */
 async function look(host: string): Promise<void> {
   // A tick published before the agent has declared and consumes its queue would go nowhere.
-  await waitFor(`an agent consuming ${host}'s ticks`, async () => (await consumersOf(tickQueue(host))) > 0, { timeoutMs: 20_000 });
+  await waitFor(`an agent consuming ${host}'s ticks`, async () => (await queueConsumers(vhost.amqpUrl, tickQueue(host))) > 0, { timeoutMs: 20_000 });
   const tickId = randomUUID();
   probe.publish(Exchange.ticks, host, { schemaVersion: SCHEMA_VERSION, tickId, host, cycle: 0, scheduledAt: new Date().toISOString(), trigger: 'manual' });
   await waitFor(`the report of ${host}'s tick`, () => reportsOf(host).some((report) => report.tickId === tickId), { timeoutMs: 20_000 });
   const report = reportsOf(host).find((r) => r.tickId === tickId);
   assert.equal(report?.outcome, 'synced', report?.error ?? undefined);
-}
-
-/** Consumers of a queue, 0 while it does not exist (a channel of its own: a missing queue closes the channel that asked). */
-async function consumersOf(queue: string): Promise<number> {
-  const connection = await amqplib.connect(vhost.amqpUrl);
-  try {
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    return await channel.checkQueue(queue).then((q) => q.consumerCount, () => 0);
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
 }
 
 async function rowOf(uuid: string) {

@@ -9,12 +9,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Exchange, Queue } from '../../../shared/bus/topology.ts';
+import { Exchange, Queue, tickQueue } from '../../../shared/bus/topology.ts';
 import { PowerState } from '../../../shared/power-state.ts';
 import { type ServiceProcess, startServiceProcess } from '../../../tools/demo/service-process.ts';
 import { waitFor } from '../../../tools/wait-for.ts';
 import { type BusProbe, openBusProbe } from '../../helpers/bus-probe.ts';
 import { createLibvirtHosts, type LibvirtHosts } from '../../helpers/libvirt-host.ts';
+import { queueConsumers } from '../../helpers/queue-consumers.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { createTestVhost, type TestVhost } from '../../../tools/local-env/vhost.ts';
 
@@ -73,6 +74,8 @@ before(async () => {
   await waitFor('both services ready', async () => (await get('agent', '/readyz')).status === 200 && (await get('writer', '/readyz')).status === 200, {
     timeoutMs: 20_000,
   });
+  // Ready is not yet consuming: a tick published before the agent binds its queue would be dropped.
+  await waitFor('the agent consuming its tick queue', async () => (await queueConsumers(vhost.amqpUrl, tickQueue(host))) > 0, { timeoutMs: 20_000 });
 });
 
 after(async () => {
