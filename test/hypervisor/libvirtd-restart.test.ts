@@ -37,16 +37,7 @@ describe('libvirtd restarted on a host mid-cycle', () => {
 
   let reportsBefore = 0;
 
-  /**
-   * Known and open (issue 15): about 1 run in 10 (1 of 15 runs of a helper, 1 of 5 CI rehearsals),
-   * a manual tick after the second restart gets no report within 30 s: a libvirt call on the new
-   * connection seems to hang (the addon runs no event loop, so no keepalive), and only the
-   * breaker's 30 s time-out ends it. Until a read is bounded and its connection replaced, these
-   * two run as todo: they still run, and report, every time.
-   */
-  const HUNG_CALL = 'a libvirt call can hang after a second restart (~1 run in 10): see above';
-
-  test('nothing is lost: changes after each restart reach the rows through events and ticks', { todo: HUNG_CALL }, async () => {
+  test('nothing is lost: changes after each restart reach the rows through events and ticks', async () => {
     reportsBefore = lane.recorder.reports.length;
     await lane.hosts.restartLibvirtd(H1);
     // A tick is the first to ask libvirt after the restart (nothing changed, so no event asks first).
@@ -65,7 +56,7 @@ describe('libvirtd restarted on a host mid-cycle', () => {
 
   // The tick producer ticks every second, so ticks fall while libvirtd is down (its socket
   // gone for 0.5-5 s here): those reads wait for the daemon (LIBVIRT_RECONNECT_WAIT_MS).
-  test('no host report fails across the restarts', { todo: HUNG_CALL }, () => {
+  test('no host report fails across the restarts', () => {
     const failed = lane.recorder.reports.slice(reportsBefore).filter((report) => report.outcome !== 'synced');
     assert.deepEqual(failed.map((report) => `${report.host} ${report.outcome}: ${report.error}`), []);
   });

@@ -4,9 +4,12 @@
  * separate processes (agents over the hosts' qemu+unix URIs, writer, audit subscriber,
  * optionally the tick producer), plus a recorder on the bus. dispose() removes all of it;
  * the QEMU hosts also go when the test process exits or is signalled first.
+ *
+ * VIRTSYNC_LANE_KEEP_LOGS=1 keeps the services' logs and each host's libvirtd log (copied out
+ * before the hosts go) in the lane's log directory, and prints where: what a rare failure needs.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
@@ -14,6 +17,7 @@ import { declareTickQueue, Exchange } from '../../shared/bus/topology.ts';
 import { countUnpublished } from '../../shared/db/change-outbox.ts';
 import type { Database } from '../../shared/db/database.ts';
 import { type ChangeEvent, changeEventSchema } from '../../shared/messages/change-event.ts';
+import type { HostReport } from '../../shared/messages/host-report.ts';
 import { encodeMessage } from '../../shared/messages/codec.ts';
 import { SCHEMA_VERSION } from '../../shared/messages/fields.ts';
 import { parseMessage } from '../../shared/messages/codec.ts';
@@ -56,7 +60,12 @@ export interface QemuLane {
   startPipeline(): void;
   /** Periodic ticks for every compute host. */
   startTickProducer(intervalMs: number): ServiceProcess;
-  /** One manual tick per host, published directly; resolves once the agents reported on each (unless told not to wait). */
+  /**
+   * One manual tick per host, published directly; resolves once the agents reported on each
+   * (unless told not to wait). With the tick producer running, a newer tick can supersede
+   * this one in the host's one-tick queue (`x-max-length` 1, `drop-head`): the report of a
+   * tick whose sync started after this one was published stands for it.
+   */
   tick(hosts: readonly string[], options?: { wait?: boolean }): Promise<void>;
   row(uuid: string): Promise<{ host: string; powerState: number; vmState: string; taskState: string | null }>;
   waitForRow(uuid: string, what: string, holds: (row: Awaited<ReturnType<QemuLane['row']>>) => boolean, timeoutMs?: number): Promise<void>;
@@ -72,7 +81,13 @@ export interface QemuLane {
 export async function createQemuLane(options: { name: string; hosts?: readonly string[] }): Promise<QemuLane> {
   const hostNames = options.hosts ?? [H1, H2];
   const logDir = await mkdtemp(path.join(os.tmpdir(), `virtsync-lane-${options.name}-`));
-  const cleanups: Array<() => Promise<unknown>> = [() => rm(logDir, { recursive: true, force: true })];
+  const keepLogs = process.env.VIRTSYNC_LANE_KEEP_LOGS === '1';
+  const cleanups: Array<() => Promise<unknown>> = [
+    async () => {
+      if (!keepLogs) return rm(logDir, { recursive: true, force: true });
+      process.stderr.write(`lane ${options.name}: logs kept in ${logDir}\n`);
+    },
+  ];
   const dispose = async (): Promise<void> => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
   };
@@ -86,7 +101,10 @@ export async function createQemuLane(options: { name: string; hosts?: readonly s
     const starts = [
       track(createTestDatabase(), (database) => database.drop()),
       track(createTestVhost(), (vhost) => vhost.delete()),
-      track(startQemuHosts({ hosts: hostNames }), (hosts) => hosts.stop()),
+      track(startQemuHosts({ hosts: hostNames }), async (hosts) => {
+        if (keepLogs) for (const host of hostNames) await cp(path.join(hosts.dir, host, 'libvirtd.log'), path.join(logDir, `libvirtd-${host}.log`)).catch(() => undefined);
+        await hosts.stop();
+      }),
     ] as const;
     await Promise.allSettled(starts);
     const [database, vhost, hosts] = await Promise.all(starts);
@@ -193,13 +211,18 @@ function buildLane(deps: {
     },
     startTickProducer: (intervalMs) => start('tick-producer', { TICK_INTERVAL_MS: String(intervalMs), TICK_MAX_CYCLES: '0' }),
     async tick(served, { wait = true } = {}) {
-      const ids = served.map((host) => {
-        const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt: new Date().toISOString(), trigger: 'manual' };
+      const publishedAt = Date.now();
+      const ticks = served.map((host) => {
+        const tick: Tick = { schemaVersion: SCHEMA_VERSION, tickId: randomUUID(), host, cycle: 0, scheduledAt: new Date(publishedAt).toISOString(), trigger: 'manual' };
         probe.channel.publish(Exchange.ticks, host, encodeMessage(tickSchema, tick), { persistent: true, messageId: tick.tickId, type: 'tick' });
-        return tick.tickId;
+        return tick;
       });
       if (!wait) return;
-      await waitFor('a report on each manual tick', () => ids.every((id) => recorder.reports.some((report) => report.tickId === id)), { timeoutMs: 30_000 });
+      const answers = (tick: Tick) => (report: HostReport) =>
+        report.tickId === tick.tickId || (report.host === tick.host && report.tickId !== null && Date.parse(report.startedAt) >= publishedAt);
+      await waitFor('a report on each manual tick (or on a tick that superseded it)', () => ticks.every((tick) => recorder.reports.some(answers(tick))), {
+        timeoutMs: 30_000,
+      });
     },
     async row(uuid) {
       const row = await db.selectFrom('instances').select(['host', 'power_state', 'vm_state', 'task_state']).where('uuid', '=', uuid).executeTakeFirstOrThrow();
