@@ -27,7 +27,8 @@ import { tapBus } from './lib/bus-tap.ts';
 import { type EventSample, printEventLatencyTable, startEventLatencyProbe } from './lib/event-latency-probe.ts';
 import { runBench } from './lib/harness.ts';
 import { createFleetWorkspace, FLEET_ARGS, startFleetPipeline } from './lib/fleet-services.ts';
-import { type BenchService, startBenchService } from './lib/service-processes.ts';
+import { startCpuWindow } from './lib/proc-stats.ts';
+import { type BenchService, pidsOf, startBenchService } from './lib/service-processes.ts';
 import { fmt, median, percentile } from './lib/stats.ts';
 import { printTable } from './lib/table.ts';
 import { publishTickBurst } from './lib/tick-burst.ts';
@@ -136,7 +137,11 @@ await runBench(
       return { cycleMs: cycleEnd - started, samples, lost };
     };
     const outcomes: CycleOutcome[] = [];
-    for (let cycle = 1; cycle <= CYCLES; cycle++) outcomes.push(await runCycle(cycle));
+    outcomes.push(await runCycle(1));
+    // CPU and waiting for it over the warm cycles (the first opens 1,000 libvirt connections).
+    const warmCpu = startCpuWindow(() => pidsOf(services));
+    for (let cycle = 2; cycle <= CYCLES; cycle++) outcomes.push(await runCycle(cycle));
+    const cpu = warmCpu.stop();
     await probe.resumeAll();
     for (const service of services) {
       const code = await service.stop();
@@ -155,6 +160,11 @@ await runBench(
       `Lifecycle event → change event on virtsync.changes while a ${HOSTS}-host cycle runs: ${samples.length} changes (${lost} without an event within ${CHANGE_TIMEOUT_MS} ms), EVENT_DEBOUNCE_MS=${EVENT_DEBOUNCE_MS}`,
       samples,
       EVENT_DEBOUNCE_MS,
+    );
+    printTable(
+      `CPU over the warm cycles (${fmt(cpu.wallSeconds, 1)} s; cores busy on average, and seconds runnable but waiting for a CPU per second: the machine has ${os.cpus().length} cores)`,
+      ['process', 'CPU (cores)', 'waiting for a CPU (per s)'],
+      cpu.rows.map((row) => [row.name, fmt(row.cpuSeconds / cpu.wallSeconds, 2), fmt(row.waitSeconds / cpu.wallSeconds, 2)]),
     );
     const p99 = percentile(latencies, 99);
     const target = EVENT_DEBOUNCE_MS + TARGET_OVERHEAD_MS;

@@ -17,14 +17,18 @@
  *
  * A third cycle, "warm, burst", has this process publish every tick at once instead of
  * the producer: the agents' and the writer's capacity without the producer's pacing.
+ * A last one, "warm, profiled" (not in the headline), runs as the warm ones do with a
+ * profile of RabbitMQ, the largest CPU user of a cycle, by kind of broker process
+ * (lib/broker-profile.ts; needs `rabbitmqctl` on this machine's node).
  *
- *   npm run bench:fleet-cycle [-- --hosts N --vms N --agents N --host-concurrency N --warm-runs N --skip-baseline]
+ *   npm run bench:fleet-cycle [-- --hosts N --vms N --agents N --host-concurrency N --warm-runs N --skip-baseline --skip-broker-profile]
  */
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Exchange, Queue, tickQueue } from '../shared/bus/topology.ts';
 import { countRows } from '../shared/db/count-rows.ts';
+import { coerceError } from '../shared/errors.ts';
 import { parseMessage } from '../shared/messages/codec.ts';
 import { hostReportSchema } from '../shared/messages/host-report.ts';
 import { verifyFleet } from '../tools/fleet/verify-fleet.ts';
@@ -32,6 +36,7 @@ import { nodeXmlPath } from '../tools/fleet/write-fleet.ts';
 import { waitFor } from '../tools/wait-for.ts';
 import { publishTickBurst } from './lib/tick-burst.ts';
 import { expectationsOf, planBenchFleet, restoreBenchFleet, writeBenchFleet } from './lib/bench-fleet.ts';
+import { type BrokerProfile, startBrokerProfile } from './lib/broker-profile.ts';
 import { tapBus } from './lib/bus-tap.ts';
 import { type BenchContext, runBench } from './lib/harness.ts';
 import { type CpuWindow, type ProcMemory, startCpuWindow, startMemorySampler } from './lib/proc-stats.ts';
@@ -48,6 +53,7 @@ const { values: args } = parseArgs({
     'host-concurrency': { type: 'string', default: '16' },
     'warm-runs': { type: 'string', default: '3' },
     'skip-baseline': { type: 'boolean', default: false },
+    'skip-broker-profile': { type: 'boolean', default: false },
   },
 });
 const HOSTS = Number(args.hosts);
@@ -200,6 +206,13 @@ await runBench(
     markCounts();
     const burst = await runCycle('warm, burst', 'burst');
     await settle('warm, burst');
+    let brokerProfile: Awaited<ReturnType<typeof profileBrokerOverCycle>>;
+    if (!args['skip-broker-profile']) {
+      await restoreBenchFleet(db);
+      markCounts();
+      brokerProfile = await profileBrokerOverCycle(context, () => runCycle('warm, profiled', 'producer'));
+      await settle('warm, profiled');
+    }
     context.progress('every cycle verified row by row; audit trail complete');
 
     const peaks = memory.stop();
@@ -234,10 +247,20 @@ await runBench(
       }),
     );
     printTable(
+      'Waiting for a CPU while the cycle ran (seconds runnable but not running, per second of wall time: above 0, the machine is short of cores)',
+      ['cycle', 'wall', ...cpuNames, 'total'],
+      cycles.map((c) => {
+        const byName = new Map(c.cpu.rows.map((row) => [row.name, row.waitSeconds]));
+        const total = c.cpu.rows.reduce((sum, row) => sum + row.waitSeconds, 0);
+        return [c.label, `${fmt(c.cpu.wallSeconds, 2)} s`, ...cpuNames.map((name) => fmt((byName.get(name) ?? 0) / c.cpu.wallSeconds, 2)), fmt(total / c.cpu.wallSeconds, 2)];
+      }),
+    );
+    printTable(
       'Peak memory of each service process (VmHWM, sampled every 250 ms)',
       ['process', 'peak RSS'],
       [...peaks.entries()].map(([name, m]: [string, ProcMemory]) => [name, `${fmt(m.peakMiB, 0)} MiB`]),
     );
+    if (brokerProfile !== undefined) printBrokerProfile(brokerProfile);
     for (const service of [...services, ...producers]) {
       if (service.errors > 0) console.log(`${service.name}: ${service.errors} error log lines, last: ${service.lastError}`);
     }
@@ -249,6 +272,8 @@ await runBench(
     // The cost of a cycle whatever the machine's speed: CPU of every process of the median warm run.
     const warmCpu = warm.cpu.rows.reduce((sum, row) => sum + row.cpuSeconds, 0);
     context.result('fleet-cycle-cpu-s', warmCpu, `CPU-s (${warm.cpu.rows.map((row) => `${row.name} ${fmt(row.cpuSeconds, 2)}`).join(', ')})`);
+    const warmWait = warm.cpu.rows.reduce((sum, row) => sum + row.waitSeconds, 0);
+    context.result('fleet-cycle-cpu-wait-s', warmWait, 's runnable but waiting for a CPU, all processes of the median warm run');
     for (const [name, m] of peaks) context.result(`fleet-peak-rss-${name.replace(/[^a-z0-9-]/gi, '-')}-mib`, m.peakMiB, 'MiB');
 
     if (args['skip-baseline']) return;
@@ -256,6 +281,27 @@ await runBench(
   },
 );
 
+
+/** One more warm cycle with RabbitMQ profiled over it; a broker that cannot be profiled here is said so, not fatal. */
+async function profileBrokerOverCycle(context: BenchContext, cycle: () => Promise<CycleResult>): Promise<{ cycle: CycleResult; profile: BrokerProfile } | undefined> {
+  const window = await startBrokerProfile().catch((err: unknown) => {
+    context.progress(`RabbitMQ not profiled (rabbitmqctl eval failed): ${coerceError(err).message}`);
+    return undefined;
+  });
+  const result = await cycle();
+  const profile = await window?.stop();
+  return profile === undefined ? undefined : { cycle: result, profile };
+}
+
+function printBrokerProfile({ cycle, profile }: { cycle: CycleResult; profile: BrokerProfile }): void {
+  const rabbitCpu = cycle.cpu.rows.find((row) => row.name === 'beam.smp')?.cpuSeconds ?? Number.NaN;
+  printTable(
+    `RabbitMQ's work over the profiled warm cycle (${fmt(profile.windowMs / 1000, 2)} s window, cycle ${fmt(cycle.cycleMs)} ms, beam.smp ${fmt(rabbitCpu, 2)} CPU-s; ` +
+      'reductions are the Erlang VM\'s unit of work; the whole node is counted, other users of the broker included)',
+    ['kind of broker process', 'reductions', 'share', '≈ CPU-s'],
+    profile.byKind.map((work) => [work.kind, fmt(work.reductions), `${fmt(work.share * 100, 1)} %`, fmt(work.share * rabbitCpu, 2)]),
+  );
+}
 
 async function runBaseline(
   context: BenchContext,
