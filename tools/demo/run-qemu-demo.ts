@@ -30,9 +30,21 @@ export interface QemuDemoOptions {
   progress: (line: string) => void;
 }
 
-/** What happens behind the cloud's back, and the rule the seed prescribes for each. */
-const CHANGES: ReadonlyArray<{ host: number; guest: number; what: string; rule: UpdateRule; act: (hosts: QemuHosts, i: QemuInstance) => Promise<unknown> }> = [
-  { host: 0, guest: 0, what: 'virsh destroy', rule: 'stopped', act: (hosts, i) => hosts.virsh(i.host, 'destroy', i.name) },
+/**
+ * What happens behind the cloud's back, and the rule the seed prescribes for each; `orRules`,
+ * the other sequence the seed's rules give when the agent's look lands in a transient state
+ * libvirt really reports (test/hypervisor/out-of-band.test.ts says when).
+ */
+const CHANGES: ReadonlyArray<{
+  host: number;
+  guest: number;
+  what: string;
+  rule: UpdateRule;
+  orRules?: readonly UpdateRule[];
+  act: (hosts: QemuHosts, i: QemuInstance) => Promise<unknown>;
+}> = [
+  // On a loaded machine the event path can read the SHUTDOWN libvirt passes through first.
+  { host: 0, guest: 0, what: 'virsh destroy', rule: 'stopped', orRules: ['stopped', 'power-only'], act: (hosts, i) => hosts.virsh(i.host, 'destroy', i.name) },
   { host: 0, guest: 1, what: 'virsh suspend', rule: 'power-only', act: (hosts, i) => hosts.virsh(i.host, 'suspend', i.name) },
   { host: 1, guest: 0, what: 'kill -9 of its QEMU', rule: 'stopped', act: async (hosts, i) => process.kill(await hosts.qemuPid(i.host, i.name), 'SIGKILL') },
   // Not a guest panic: QEMU pauses a panicked guest before libvirt marks it crashed, and an
@@ -70,11 +82,14 @@ export async function runQemuDemo(db: Kysely<Database>, options: QemuDemoOptions
     await waitFor('a first sync of both hosts', syncedBoth, { timeoutMs: options.timeoutMs });
     const cycleDoneAt = Date.now();
 
-    for (const change of CHANGES) {
+    const changed = CHANGES.map((change) => {
       const instance = guests[change.host]?.[change.guest];
       if (instance === undefined) throw new Error('no guest for a change');
-      await change.act(hosts, instance);
-      progress(`  behind the cloud's back on ${instance.host}: ${change.what} of ${instance.name}`);
+      return { ...change, instance };
+    });
+    for (const change of changed) {
+      await change.act(hosts, change.instance);
+      progress(`  behind the cloud's back on ${change.instance.host}: ${change.what} of ${change.instance.name}`);
     }
     const migrating = guests[0]?.[2];
     if (migrating === undefined) throw new Error('no guest to migrate');
@@ -104,7 +119,12 @@ export async function runQemuDemo(db: Kysely<Database>, options: QemuDemoOptions
     const found = new Map<SyncRule, number>();
     for (const change of watch.changes) found.set(change.rule, (found.get(change.rule) ?? 0) + 1);
     const expected = new Map<SyncRule, number>();
-    for (const change of CHANGES) expected.set(change.rule, (expected.get(change.rule) ?? 0) + 1);
+    for (const change of changed) {
+      const seen = watch.changes.filter((event) => event.instanceUuid === change.instance.uuid).map((event) => event.rule);
+      const planned = change.orRules !== undefined && seen.join() === change.orRules.join() ? change.orRules : [change.rule];
+      if (planned === change.orRules) progress(`  ${change.instance.name}: the agent looked while libvirt passed through a transient state (${seen.join(', then ')})`);
+      for (const rule of planned) expected.set(rule, (expected.get(rule) ?? 0) + 1);
+    }
     const rules = [...new Set([...expected.keys(), ...found.keys()])].map((rule) => ({ rule, expected: expected.get(rule) ?? 0, found: found.get(rule) ?? 0 }));
     return concludeDemo(
       {
