@@ -12,10 +12,16 @@
  * backoff until it is written or the consumer stops, and `health()` reports why. On stop the
  * batch is requeued. Acks happen only after the write.
  *
+ * With `maxInFlight` above 1, that many batches are written at once, each in its own write,
+ * retried, acked (each delivery on its own, never "all up to") or requeued on its own. Messages
+ * whose `keysOf` overlap are never in writes at once, and are written in the order they arrived
+ * from their queue (shared/batcher.ts); without `keysOf`, one write at a time.
+ *
  * With `urgentQueue`, a second queue is consumed beside `queue` and its messages go first:
- * each waits for at most the one write in flight, never behind the batches of `queue` already
- * taken in (shared/batcher.ts). Which queue delivered a message decides only when it is written,
- * never how: the writer's decisions do not depend on arrival order.
+ * each waits only for writes already in flight when it arrived (the first to finish, or those
+ * holding its keys), never behind the batches of `queue` still waiting (shared/batcher.ts).
+ * Which queue delivered a message decides only when it is written, never how: the writer's
+ * decisions do not depend on arrival order.
  */
 import type { Channel } from 'amqplib';
 import type { z } from 'zod';
@@ -65,6 +71,10 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     /** What one message counts toward batchSize (default 1): e.g. how many rows it writes. */
     weigh?: (message: z.output<S>) => number;
     lingerMs: number;
+    /** Batches written at once (default 1). */
+    maxInFlight?: number;
+    /** What a message must not be written beside (e.g. the instances it observes); by default, everything. */
+    keysOf?: (message: z.output<S>) => readonly string[];
     /** The topology the consumer needs, declared or checked (see coreTopology); declared by default. */
     setup?: (channel: Channel) => Promise<void>;
     /** A valid message its publisher may not send (see the writer's publisher check): the reason, or undefined to accept it. */
@@ -136,13 +146,21 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     for (const { delivery } of entries) await deadLetter(options.publisher, delivery, `write failed: ${coerceError(err).message}`, log);
   };
 
-  const batcher = createBatcher<Entry>({ maxSize: options.batchSize, lingerMs: options.lingerMs, flush });
+  const maxInFlight = options.maxInFlight ?? 1;
+  const { keysOf } = options;
+  const batcher = createBatcher<Entry>({
+    maxSize: options.batchSize,
+    lingerMs: options.lingerMs,
+    flush,
+    maxInFlight,
+    keysOf: keysOf === undefined ? undefined : (entry) => keysOf(entry.message),
+  });
   const consumer = await startConsumer(bus, {
     name: options.name,
     log,
     queues,
-    // Room for the next batch to fill while this one is written (more than enough when messages weigh more than 1).
-    prefetch: options.batchSize * 2,
+    // Room for the next batch to fill while the ones in flight are written (more than enough when messages weigh more than 1).
+    prefetch: options.batchSize * (maxInFlight + 1),
     setup: options.setup ?? declareCoreTopology,
     onDelivery: receive,
   });
