@@ -203,7 +203,7 @@ export const stateWriterEnv = commonEnv
      * Batch transactions in flight at once; batches in flight never share an instance. Each takes a
      * database connection of the pool's 10, which the outbox relay and the gauges share: at most 8.
      */
-    WRITER_MAX_IN_FLIGHT: positiveInt.max(8).default(1),
+    WRITER_MAX_IN_FLIGHT: positiveInt.max(8).default(2),
     /** How often the outbox relay looks for unpublished changes when not woken by a commit. */
     OUTBOX_POLL_MS: positiveInt.default(1_000),
     /** Published changes stay in the outbox this long (for operators and replays), then the relay deletes them. */

@@ -54,7 +54,7 @@ describe('loadConfig: defaults', () => {
       ...COMMON_DEFAULTS,
       batchSize: 500,
       batchLingerMs: 10,
-      maxInFlight: 1,
+      maxInFlight: 2,
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
