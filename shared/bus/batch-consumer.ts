@@ -46,7 +46,7 @@ export interface ConsumerHealth {
 }
 
 export interface BatchConsumer {
-  /** Whether the last write went through; if not, why the dependency is unavailable. */
+  /** Whether writes go through: not while any write is being retried, and then why the dependency is unavailable. */
   health(): ConsumerHealth;
   /** Stops intake, writes and acks what is in hand, closes the channel. Safe to call twice. */
   stop(): Promise<void>;
@@ -91,7 +91,12 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
   const queues = options.urgentQueue === undefined ? [options.queue] : [options.urgentQueue, options.queue];
   const stopping = new AbortController();
   const rejections = createInFlight();
-  let health: ConsumerHealth = { ok: true };
+  /** Why each write now being retried failed last. With several in flight, one that keeps failing keeps the consumer unhealthy while others go through. */
+  const retrying = new Map<symbol, string>();
+  const health = (): ConsumerHealth => {
+    const reason = [...retrying.values()].at(-1);
+    return reason === undefined ? { ok: true } : { ok: false, reason };
+  };
   type Entry = { delivery: Delivery; message: z.output<S> };
 
   const receive = (delivery: Delivery): void => {
@@ -117,18 +122,24 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
 
   const writeAndAck = async (entries: Entry[], started: number): Promise<void> => {
     const messages = entries.map((entry) => entry.message);
-    const result = await retryWithBackoff(() => options.write(messages), {
-      shouldRetry: (err) => !isMessageFault(err),
-      signal: stopping.signal,
-      onRetry: (err, attempt, delayMs) => {
-        const reason = describeUnavailability(err);
-        if (health.ok) log.error({ reason, queue: queues.join(', ') }, 'dependency unavailable: consuming paused, batch kept unacked and retried');
-        health = { ok: false, reason };
-        log.warn({ err: coerceError(err), reason, attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying');
-      },
-    });
-    if (!health.ok) log.info({ queue: queues.join(', ') }, 'dependency available again: consuming resumed');
-    health = { ok: true };
+    const write = Symbol('write');
+    let result: R;
+    try {
+      result = await retryWithBackoff(() => options.write(messages), {
+        shouldRetry: (err) => !isMessageFault(err),
+        signal: stopping.signal,
+        onRetry: (err, attempt, delayMs) => {
+          const reason = describeUnavailability(err);
+          if (retrying.size === 0) log.error({ reason, queue: queues.join(', ') }, 'dependency unavailable: consuming paused, batch kept unacked and retried');
+          retrying.set(write, reason);
+          log.warn({ err: coerceError(err), reason, attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying');
+        },
+      });
+    } finally {
+      // Written, given up on stop, or failed on its data: either way no longer a sign the dependency is down.
+      const wasRetrying = retrying.delete(write);
+      if (wasRetrying && retrying.size === 0 && !stopping.signal.aborted) log.info({ queue: queues.join(', ') }, 'dependency available again: consuming resumed');
+    }
     for (const { delivery } of entries) {
       delivery.ack();
       messagesConsumed.inc({ queue: delivery.queue });
@@ -167,7 +178,7 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
 
   let stopped: Promise<void> | undefined;
   return {
-    health: () => health,
+    health,
     stop() {
       stopped ??= (async () => {
         await consumer.cancel();

@@ -87,7 +87,7 @@ test('stop() returns promptly while every write fails transiently, and the batch
   await waitFor('the message back in its queue', async () => (await probe.messageCount(Queue.auditSubscriber)) === 1, { timeoutMs: 10_000 });
 });
 
-test('two writes in flight: one failing transiently does not hold the other back, each is acked or requeued on its own', async () => {
+test('two writes in flight: one failing transiently does not hold the other back, keeps the consumer unhealthy, each is acked or requeued on its own', async () => {
   await probe.channel.purgeQueue(Queue.auditSubscriber);
   const written: number[] = [];
   let attempts = 0;
@@ -103,6 +103,7 @@ test('two writes in flight: one failing transiently does not hold the other back
   );
   for (const n of [1, 2, 3]) probe.channel.sendToQueue(Queue.auditSubscriber, Buffer.from(JSON.stringify({ schemaVersion: 1, n })));
   await waitFor('2 and 3 written beside the write of 1 retrying', () => written.length === 2 && attempts >= 2, { timeoutMs: 10_000 });
+  assert.equal(consumer.health().ok, false, 'unhealthy while a write is retried, even though others went through');
   await consumer.stop();
 
   assert.deepEqual(written.sort(), [2, 3]);
