@@ -13,9 +13,10 @@
  * Items come in two lanes. Whenever a flush may start, the batch is cut from the `urgent`
  * lane if it holds an item free to go (at once, without the linger), else from the
  * `standard` lane, which also holds back its items that share a key with a pending urgent
- * one. So an urgent item waits only for flushes already in flight when it arrived: for the
- * first of them to finish or, if it shares a key with some, for those; never for standard
- * work cut after it, however much is pending. A batch holds items of one lane.
+ * one. So an urgent item waits only for flushes already in flight when it arrived (for the
+ * first of them to finish or, if it shares a key with some, for those) and for urgent items
+ * ahead of it; never for standard work cut after it, however much is pending. A batch holds
+ * items of one lane.
  */
 import { type Cut, cutBatch, type PendingItem } from './batch-cut.ts';
 

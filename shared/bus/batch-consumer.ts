@@ -19,7 +19,8 @@
  *
  * With `urgentQueue`, a second queue is consumed beside `queue` and its messages go first:
  * each waits only for writes already in flight when it arrived (the first to finish, or those
- * holding its keys), never behind the batches of `queue` still waiting (shared/batcher.ts).
+ * holding its keys) and for urgent messages ahead of it, never behind the batches of `queue`
+ * still waiting (shared/batcher.ts).
  * Which queue delivered a message decides only when it is written, never how: the writer's
  * decisions do not depend on arrival order.
  */
