@@ -13,6 +13,7 @@
  * window of 1,000) and consume (manual ack) on a quorum queue.
  *
  *   npm run bench:writer
+ *   WRITER_MAX_IN_FLIGHT=2 npm run bench:writer   # the writer's setting, passed through (default: the writer's)
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -56,6 +57,8 @@ const AUTOCOMMIT_ROWS = 2_000;
 const CONSUME_PREFETCH = 100;
 const RUN_TIMEOUT_MS = 60_000;
 const OLD = new Date(Date.now() - 3_600_000).toISOString();
+/** The one writer setting the bench takes from its environment, to compare transactions in flight. */
+const MAX_IN_FLIGHT_ENV = process.env.WRITER_MAX_IN_FLIGHT === undefined ? {} : { WRITER_MAX_IN_FLIGHT: process.env.WRITER_MAX_IN_FLIGHT };
 
 const hostOf = (i: number): string => `bench-writer-${String(i % HOSTS).padStart(3, '0')}`;
 
@@ -141,6 +144,7 @@ await runBench(
       observations: `${ROWS} (RUNNING rows observed SHUTOFF: one change each), ${OBSERVATIONS_PER_SYNC} per message`,
       batchSizes: BATCH_SIZES.join('/'),
       'WRITER_BATCH_LINGER_MS': `${loadConfig(stateWriterEnv, { DATABASE_URL: 'postgres://unused', AMQP_URL: 'amqp://unused' }).batchLingerMs} (default)`,
+      'WRITER_MAX_IN_FLIGHT': String(loadConfig(stateWriterEnv, { DATABASE_URL: 'postgres://unused', AMQP_URL: 'amqp://unused', ...MAX_IN_FLIGHT_ENV }).maxInFlight),
       'writer': 'in-process startStateWriter, its own pool and broker connection',
     },
   },
@@ -236,7 +240,7 @@ await runBench(
           },
         },
       );
-      const config = loadConfig(stateWriterEnv, { DATABASE_URL: url, AMQP_URL: amqpUrl, WRITER_BATCH_SIZE: String(batchSize), LOG_LEVEL: 'info' });
+      const config = loadConfig(stateWriterEnv, { DATABASE_URL: url, AMQP_URL: amqpUrl, WRITER_BATCH_SIZE: String(batchSize), LOG_LEVEL: 'info', ...MAX_IN_FLIGHT_ENV });
       const writerDb = createDatabase({ url, log });
       const bus = connectBus({ url: amqpUrl, name: 'bench writer', log });
       const cpuWindow = startCpuWindow(() => new Map([['writer (this process)', process.pid]]));
@@ -359,6 +363,7 @@ await runBench(
     const headlineRate = (headline.changes / headline.commitMs) * 1000;
     console.log(`headline: WRITER_BATCH_SIZE=${headline.batchSize} (the default); target >= 10,000 changes/s and >= 50 % of the PostgreSQL limit with the audit and outbox rows`);
     console.log(`  (the writer writes the outbox row in its transaction; the audit subscriber writes the audit row in its own, not running here)`);
+    console.log(`load average at the end: ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`);
     context.result('writer-changes-per-s', headlineRate, 'changes/s');
     for (const run of runs) context.result(`writer-changes-per-s-b${run.batchSize}`, (run.changes / run.commitMs) * 1000, 'changes/s');
     context.result('writer-share-of-pg-limit', (headlineRate / headline.adjacentLimit) * 100, '%');

@@ -2,13 +2,24 @@
  * Collects items into batches of `maxSize`, counted by weight (an item that stands for
  * several units counts as that many), flushing a partial batch after `lingerMs`. A batch
  * is cut as soon as it weighs `maxSize` or more, so one heavy item can take it past that.
- * Flushes run one at a time, in order; items arriving meanwhile form the next batch.
  *
- * Items come in two lanes. A batch is cut only when the previous flush is done, from the
- * `urgent` lane if it holds anything (at once, without the linger), else from the
- * `standard` lane: an urgent item waits for at most the one flush in flight, however much
- * standard work is pending. A batch holds items of one lane.
+ * Up to `maxInFlight` flushes run at once (1 by default). Items that share a key (`keysOf`)
+ * are never in flight at once: a batch is cut without any item sharing a key with a batch in
+ * flight, or with an item held back before it (shared/batch-cut.ts), so the items of one key
+ * are flushed one batch after the other, in the order they arrived in their lane. Without
+ * `keysOf` every item shares one key: one flush at a time, in order. Items of one lane
+ * otherwise keep their arrival order.
+ *
+ * Items come in two lanes. Whenever a flush may start, the batch is cut from the `urgent`
+ * lane if it holds an item free to go (at once, without the linger), else from the
+ * `standard` lane, which also holds back its items that share a key with a pending urgent
+ * one. So an urgent item waits only for flushes already in flight when it arrived (for the
+ * first of them to finish or, if it shares a key with some, for those) and for urgent items
+ * ahead of it; never for standard work cut after it, however much is pending. A batch holds
+ * items of one lane.
  */
+import { type Cut, cutBatch, type PendingItem } from './batch-cut.ts';
+
 export type BatchLane = 'urgent' | 'standard';
 
 export interface Batcher<T> {
@@ -17,41 +28,58 @@ export interface Batcher<T> {
   drain(): Promise<void>;
 }
 
-interface Weighed<T> {
+interface Pending<T> extends PendingItem {
   item: T;
-  weight: number;
 }
+
+/** The key every item has when the caller gives no keysOf: every flush conflicts with every other. */
+const ONE_KEY = [''];
 
 export function createBatcher<T>(options: {
   maxSize: number;
   lingerMs: number;
   flush: (items: T[]) => Promise<void>;
+  /** Flushes that may run at once (default 1). */
+  maxInFlight?: number;
+  /** What an item must not be in flight beside (default: everything). */
+  keysOf?: (item: T) => readonly string[];
 }): Batcher<T> {
-  const lanes: Record<BatchLane, Array<Weighed<T>>> = { urgent: [], standard: [] };
+  const maxInFlight = options.maxInFlight ?? 1;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
+  const lanes: Record<BatchLane, Array<Pending<T>>> = { urgent: [], standard: [] };
   let standardWeight = 0;
   let timer: NodeJS.Timeout | undefined;
   /** The standard lane's oldest item has waited lingerMs: a partial batch may go. */
   let lingered = false;
   /** Drains waiting: partial batches go at once. */
   let draining = 0;
-  let flushing = false;
+  let inFlight = 0;
+  /** Keys of the batches in flight; those batches share none, so each key is held by one. */
+  const busy = new Set<string>();
   const idle: Array<() => void> = [];
 
-  /** The next batch of `lane`: items in order until they weigh maxSize, or until the lane is empty. */
-  const take = (lane: BatchLane): T[] => {
+  const mayGoPartial = (): boolean => lingered || draining > 0;
+
+  /** Removes the cut's items from `lane` and returns them. */
+  const take = (lane: BatchLane, cut: Cut): Array<Pending<T>> => {
     const queue = lanes[lane];
-    let weight = 0;
-    let count = 0;
-    while (count < queue.length && weight < options.maxSize) weight += queue[count++]?.weight ?? 0;
-    if (lane === 'standard') standardWeight -= weight;
-    return queue.splice(0, count).map(({ item }) => item);
+    const taken = new Set(cut.taken);
+    lanes[lane] = queue.filter((_, index) => !taken.has(index));
+    if (lane === 'standard') standardWeight -= cut.weight;
+    return cut.taken.flatMap((index) => queue[index] ?? []);
   };
 
-  const next = (): T[] | undefined => {
-    if (lanes.urgent.length > 0) return take('urgent');
+  const next = (): Array<Pending<T>> | undefined => {
+    const urgent = cutBatch(lanes.urgent, options.maxSize, (key) => busy.has(key));
+    if (urgent.taken.length > 0) return take('urgent', urgent);
     if (lanes.standard.length === 0) return undefined;
-    if (standardWeight < options.maxSize && !lingered && draining === 0) return undefined;
-    const batch = take('standard');
+    // Cheap test first: the lane as a whole is too light, so is any cut of it.
+    if (standardWeight < options.maxSize && !mayGoPartial()) return undefined;
+    // A pending urgent item goes before standard items of its keys, and never waits for them.
+    const urgentKeys = new Set(lanes.urgent.flatMap((pending) => pending.keys));
+    const standard = cutBatch(lanes.standard, options.maxSize, (key) => busy.has(key) || urgentKeys.has(key));
+    if (standard.taken.length === 0 || (standard.weight < options.maxSize && !mayGoPartial())) return undefined;
+    const batch = take('standard', standard);
     lingered = false;
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
@@ -60,21 +88,27 @@ export function createBatcher<T>(options: {
     return batch;
   };
 
-  const pump = (): void => {
-    if (flushing) return;
-    const batch = next();
-    if (batch === undefined) {
-      if (lanes.urgent.length === 0 && lanes.standard.length === 0) for (const resolve of idle.splice(0)) resolve();
-      return;
-    }
-    flushing = true;
+  const start = (batch: Array<Pending<T>>): void => {
+    const keys = new Set(batch.flatMap((pending) => pending.keys));
+    for (const key of keys) busy.add(key);
+    inFlight++;
     // flush reports its own failures (a throw before its promise included); later batches must still go.
-    new Promise<void>((resolve) => resolve(options.flush(batch)))
+    new Promise<void>((resolve) => resolve(options.flush(batch.map((pending) => pending.item))))
       .catch(() => undefined)
       .finally(() => {
-        flushing = false;
+        for (const key of keys) busy.delete(key);
+        inFlight--;
         pump();
       });
+  };
+
+  const pump = (): void => {
+    while (inFlight < maxInFlight) {
+      const batch = next();
+      if (batch === undefined) break;
+      start(batch);
+    }
+    if (inFlight === 0 && lanes.urgent.length === 0 && lanes.standard.length === 0) for (const resolve of idle.splice(0)) resolve();
   };
 
   const onLinger = (): void => {
@@ -85,7 +119,7 @@ export function createBatcher<T>(options: {
 
   return {
     add(item, weight = 1, lane = 'standard') {
-      lanes[lane].push({ item, weight });
+      lanes[lane].push({ item, weight, keys: options.keysOf?.(item) ?? ONE_KEY });
       if (lane === 'standard') {
         standardWeight += weight;
         timer ??= setTimeout(onLinger, options.lingerMs);

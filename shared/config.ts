@@ -199,6 +199,11 @@ export const stateWriterEnv = commonEnv
     WRITER_BATCH_SIZE: positiveInt.default(500),
     /** How long a partial batch waits for more observations (under load batches fill before it runs out). */
     WRITER_BATCH_LINGER_MS: positiveInt.default(10),
+    /**
+     * Batch transactions in flight at once; batches in flight never share an instance. Each takes a
+     * database connection of the pool's 10, which the outbox relay and the gauges share: at most 8.
+     */
+    WRITER_MAX_IN_FLIGHT: positiveInt.max(8).default(2),
     /** How often the outbox relay looks for unpublished changes when not woken by a commit. */
     OUTBOX_POLL_MS: positiveInt.default(1_000),
     /** Published changes stay in the outbox this long (for operators and replays), then the relay deletes them. */
@@ -246,6 +251,7 @@ export const stateWriterEnv = commonEnv
     staleSkipsWarn: env.STALE_SKIPS_WARN,
     batchSize: env.WRITER_BATCH_SIZE,
     batchLingerMs: env.WRITER_BATCH_LINGER_MS,
+    maxInFlight: env.WRITER_MAX_IN_FLIGHT,
     outboxPollMs: env.OUTBOX_POLL_MS,
     outboxRetentionMs: env.OUTBOX_RETENTION_MS,
     publishers: { required: env.WRITER_REQUIRE_PUBLISHER, fleet: env.WRITER_FLEET_PUBLISHERS },

@@ -49,6 +49,9 @@ export const stateWriter = defineService({
       batchSize: config.batchSize,
       weigh: (message) => message.observations.length,
       lingerMs: config.batchLingerMs,
+      // Batches in flight at once never share an instance: each instance's looks commit one batch after the other, in arrival order.
+      maxInFlight: config.maxInFlight,
+      keysOf: (message) => message.observations.map((observation) => observation.instanceUuid),
       write: (messages) => {
         batchLog.recordClockOffsets(messages);
         return dbBreaker.run(() => applyObservations(db, messages.flatMap(observationsOf), config.policy, config.mode));
@@ -63,7 +66,7 @@ export const stateWriter = defineService({
     registerInstanceStateGauge({ registry: metrics, db, log });
     registerQueueDepthGauge({ registry: metrics, channel: publisher, queues: [Queue.stateWriter, Queue.stateWriterEvents], log });
     startUnreachablePolicy(config, { db, dbBreaker, relay, defer, log });
-    log.info({ mode: config.mode, batchSize: config.batchSize, lingerMs: config.batchLingerMs, policy: config.policy }, 'consuming observations');
+    log.info({ mode: config.mode, batchSize: config.batchSize, lingerMs: config.batchLingerMs, maxInFlight: config.maxInFlight, policy: config.policy }, 'consuming observations');
     return { checks: () => ({ writes: consumer.health() }) };
   },
 });

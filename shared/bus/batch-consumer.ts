@@ -12,10 +12,17 @@
  * backoff until it is written or the consumer stops, and `health()` reports why. On stop the
  * batch is requeued. Acks happen only after the write.
  *
+ * With `maxInFlight` above 1, that many batches are written at once, each in its own write,
+ * retried, acked (each delivery on its own, never "all up to") or requeued on its own. Messages
+ * whose `keysOf` overlap are never in writes at once, and are written in the order they arrived
+ * from their queue (shared/batcher.ts); without `keysOf`, one write at a time.
+ *
  * With `urgentQueue`, a second queue is consumed beside `queue` and its messages go first:
- * each waits for at most the one write in flight, never behind the batches of `queue` already
- * taken in (shared/batcher.ts). Which queue delivered a message decides only when it is written,
- * never how: the writer's decisions do not depend on arrival order.
+ * each waits only for writes already in flight when it arrived (the first to finish, or those
+ * holding its keys) and for urgent messages ahead of it, never behind the batches of `queue`
+ * still waiting (shared/batcher.ts).
+ * Which queue delivered a message decides only when it is written, never how: the writer's
+ * decisions do not depend on arrival order.
  */
 import type { Channel } from 'amqplib';
 import type { z } from 'zod';
@@ -40,7 +47,7 @@ export interface ConsumerHealth {
 }
 
 export interface BatchConsumer {
-  /** Whether the last write went through; if not, why the dependency is unavailable. */
+  /** Whether writes go through: not while any write is being retried, and then why the dependency is unavailable. */
   health(): ConsumerHealth;
   /** Stops intake, writes and acks what is in hand, closes the channel. Safe to call twice. */
   stop(): Promise<void>;
@@ -65,6 +72,10 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     /** What one message counts toward batchSize (default 1): e.g. how many rows it writes. */
     weigh?: (message: z.output<S>) => number;
     lingerMs: number;
+    /** Batches written at once (default 1). */
+    maxInFlight?: number;
+    /** What a message must not be written beside (e.g. the instances it observes); by default, everything. */
+    keysOf?: (message: z.output<S>) => readonly string[];
     /** The topology the consumer needs, declared or checked (see coreTopology); declared by default. */
     setup?: (channel: Channel) => Promise<void>;
     /** A valid message its publisher may not send (see the writer's publisher check): the reason, or undefined to accept it. */
@@ -81,7 +92,12 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
   const queues = options.urgentQueue === undefined ? [options.queue] : [options.urgentQueue, options.queue];
   const stopping = new AbortController();
   const rejections = createInFlight();
-  let health: ConsumerHealth = { ok: true };
+  /** Why each write now being retried failed last. With several in flight, one that keeps failing keeps the consumer unhealthy while others go through. */
+  const retrying = new Map<symbol, string>();
+  const health = (): ConsumerHealth => {
+    const reason = [...retrying.values()].at(-1);
+    return reason === undefined ? { ok: true } : { ok: false, reason };
+  };
   type Entry = { delivery: Delivery; message: z.output<S> };
 
   const receive = (delivery: Delivery): void => {
@@ -107,18 +123,24 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
 
   const writeAndAck = async (entries: Entry[], started: number): Promise<void> => {
     const messages = entries.map((entry) => entry.message);
-    const result = await retryWithBackoff(() => options.write(messages), {
-      shouldRetry: (err) => !isMessageFault(err),
-      signal: stopping.signal,
-      onRetry: (err, attempt, delayMs) => {
-        const reason = describeUnavailability(err);
-        if (health.ok) log.error({ reason, queue: queues.join(', ') }, 'dependency unavailable: consuming paused, batch kept unacked and retried');
-        health = { ok: false, reason };
-        log.warn({ err: coerceError(err), reason, attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying');
-      },
-    });
-    if (!health.ok) log.info({ queue: queues.join(', ') }, 'dependency available again: consuming resumed');
-    health = { ok: true };
+    const write = Symbol('write');
+    let result: R;
+    try {
+      result = await retryWithBackoff(() => options.write(messages), {
+        shouldRetry: (err) => !isMessageFault(err),
+        signal: stopping.signal,
+        onRetry: (err, attempt, delayMs) => {
+          const reason = describeUnavailability(err);
+          if (retrying.size === 0) log.error({ reason, queue: queues.join(', ') }, 'dependency unavailable: consuming paused, batch kept unacked and retried');
+          retrying.set(write, reason);
+          log.warn({ err: coerceError(err), reason, attempt, delayMs, messages: messages.length }, 'batch rolled back, retrying');
+        },
+      });
+    } finally {
+      // Written, given up on stop, or failed on its data: either way no longer a sign the dependency is down.
+      const wasRetrying = retrying.delete(write);
+      if (wasRetrying && retrying.size === 0 && !stopping.signal.aborted) log.info({ queue: queues.join(', ') }, 'dependency available again: consuming resumed');
+    }
     for (const { delivery } of entries) {
       delivery.ack();
       messagesConsumed.inc({ queue: delivery.queue });
@@ -136,20 +158,28 @@ export async function startBatchConsumer<S extends z.ZodType, R>(
     for (const { delivery } of entries) await deadLetter(options.publisher, delivery, `write failed: ${coerceError(err).message}`, log);
   };
 
-  const batcher = createBatcher<Entry>({ maxSize: options.batchSize, lingerMs: options.lingerMs, flush });
+  const maxInFlight = options.maxInFlight ?? 1;
+  const { keysOf } = options;
+  const batcher = createBatcher<Entry>({
+    maxSize: options.batchSize,
+    lingerMs: options.lingerMs,
+    flush,
+    maxInFlight,
+    keysOf: keysOf === undefined ? undefined : (entry) => keysOf(entry.message),
+  });
   const consumer = await startConsumer(bus, {
     name: options.name,
     log,
     queues,
-    // Room for the next batch to fill while this one is written (more than enough when messages weigh more than 1).
-    prefetch: options.batchSize * 2,
+    // Room for the next batch to fill while the ones in flight are written (more than enough when messages weigh more than 1).
+    prefetch: options.batchSize * (maxInFlight + 1),
     setup: options.setup ?? declareCoreTopology,
     onDelivery: receive,
   });
 
   let stopped: Promise<void> | undefined;
   return {
-    health: () => health,
+    health,
     stop() {
       stopped ??= (async () => {
         await consumer.cancel();

@@ -70,7 +70,9 @@ defineInvariantTests(() => outcome);
 test('both kills happened at their moment and the last writer caught up', () => {
   assert.equal(killed.length, 2);
   assert.equal(killed[0]?.batchesBefore, 0);
-  assert.equal(killed[1]?.batchesBefore, 1);
+  // Killed on its first commit's log line; the other batch in flight (WRITER_MAX_IN_FLIGHT, 2) may commit before the signal lands.
+  const second = killed[1]?.batchesBefore ?? 0;
+  assert.ok(second >= 1 && second <= 2, `writer 2 committed ${second} batches before its kill`);
   const survivors = rig.processes.filter((p) => p.service === 'state-writer' && !p.killed);
   assert.equal(survivors.length, 1);
   assert.equal(survivors[0]?.exit?.code, 0);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createBatcher } from '../../../shared/batcher.ts';
+import { type BatchLane, createBatcher } from '../../../shared/batcher.ts';
+import { seededRandom } from '../../../tools/fleet/seeded-random.ts';
 
 /** A promise with its resolve/reject exposed. */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (err: unknown) => void } {
@@ -115,7 +116,7 @@ describe('createBatcher', () => {
     assert.equal(calls, 1);
   });
 
-  test('flushes run one at a time, in order; items added meanwhile form the next batch', async () => {
+  test('by default flushes run one at a time, in order; items added meanwhile form the next batch', async () => {
     const events: string[] = [];
     const gates = [deferred(), deferred(), deferred()];
     let call = 0;
@@ -263,3 +264,233 @@ describe('createBatcher', () => {
     await batcher.drain();
   });
 });
+
+/** Lets the batcher's promise continuations (a finished flush, the next cut) run. */
+async function settle(rounds = 10): Promise<void> {
+  for (let i = 0; i < rounds; i++) await Promise.resolve();
+}
+
+interface Keyed {
+  id: string;
+  keys: string[];
+}
+
+/** A batcher whose flushes wait until the test ends them: `running` lists what is in flight, in start order. */
+function gatedBatcher(options: { maxSize: number; maxInFlight: number; lingerMs?: number }) {
+  const running: Array<{ ids: string[]; end: () => void }> = [];
+  const started: string[][] = [];
+  let peak = 0;
+  const batcher = createBatcher<Keyed>({
+    maxSize: options.maxSize,
+    lingerMs: options.lingerMs ?? NEVER_MS,
+    maxInFlight: options.maxInFlight,
+    keysOf: (item) => item.keys,
+    flush: async (items) => {
+      const ids = items.map((item) => item.id);
+      const gate = deferred();
+      const entry = { ids, end: () => gate.resolve() };
+      running.push(entry);
+      started.push(ids);
+      peak = Math.max(peak, running.length);
+      await gate.promise;
+      running.splice(running.indexOf(entry), 1);
+    },
+  });
+  /** Ends the flush holding `id` and lets the batcher cut what may go next. */
+  const end = async (id: string): Promise<void> => {
+    const entry = running.find((flush) => flush.ids.includes(id));
+    assert.ok(entry, `${id} is not in flight`);
+    entry.end();
+    await settle();
+  };
+  return { batcher, running, started, end, peak: () => peak };
+}
+
+describe('createBatcher with several flushes in flight', () => {
+  test('runs up to maxInFlight flushes at once, never more', async () => {
+    const { batcher, running, started, end, peak } = gatedBatcher({ maxSize: 1, maxInFlight: 2 });
+    for (const id of ['a', 'b', 'c', 'd']) batcher.add({ id, keys: [id] });
+    assert.deepEqual(running.map((flush) => flush.ids), [['a'], ['b']]);
+    await end('b');
+    assert.deepEqual(running.map((flush) => flush.ids), [['a'], ['c']], 'the slot b freed goes to c');
+    const drained = batcher.drain();
+    await end('a');
+    await end('c');
+    await end('d');
+    await drained;
+    assert.deepEqual(started, [['a'], ['b'], ['c'], ['d']]);
+    assert.equal(peak(), 2);
+  });
+
+  test('an item sharing a key with a batch in flight stays pending, and so does a later item sharing a key with it', async () => {
+    const { batcher, running, started, end } = gatedBatcher({ maxSize: 2, maxInFlight: 2 });
+    batcher.add({ id: 'x1', keys: ['x'] });
+    batcher.add({ id: 'y1', keys: ['y'] }); // batch [x1, y1] in flight
+    batcher.add({ id: 'x2', keys: ['x', 'z'] }); // x is in flight: held back
+    batcher.add({ id: 'z1', keys: ['z'] }); // shares z with x2, held back before it: must not overtake it
+    batcher.add({ id: 'w1', keys: ['w'] });
+    batcher.add({ id: 'v1', keys: ['v'] }); // [w1, v1] cut around the held-back two
+    assert.deepEqual(running.map((flush) => flush.ids), [['x1', 'y1'], ['w1', 'v1']]);
+    const drained = batcher.drain();
+    await end('w1');
+    assert.deepEqual(running.map((flush) => flush.ids), [['x1', 'y1']], 'x2 and z1 still wait for x1 even while draining');
+    await end('x1');
+    assert.deepEqual(running.map((flush) => flush.ids), [['x2', 'z1']], 'both go once x is free, in arrival order');
+    await end('x2');
+    await drained;
+    assert.deepEqual(started, [['x1', 'y1'], ['w1', 'v1'], ['x2', 'z1']]);
+  });
+
+  test('items without keysOf all conflict: one flush at a time, whatever maxInFlight', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const flushed: number[][] = [];
+    const batcher = createBatcher<number>({
+      maxSize: 1,
+      lingerMs: NEVER_MS,
+      maxInFlight: 3,
+      flush: async (items) => {
+        peak = Math.max(peak, ++inFlight);
+        await settle(3);
+        flushed.push(items);
+        inFlight--;
+      },
+    });
+    for (const item of [1, 2, 3, 4]) batcher.add(item);
+    await batcher.drain();
+    assert.deepEqual(flushed, [[1], [2], [3], [4]]);
+    assert.equal(peak, 1);
+  });
+
+  test('a partial standard batch waits for the linger even when a slot is free; a full one goes at once', async () => {
+    const { batcher, running, end } = gatedBatcher({ maxSize: 3, maxInFlight: 2 });
+    for (const id of ['a', 'b', 'c']) batcher.add({ id, keys: [id] });
+    batcher.add({ id: 'd', keys: ['d'] });
+    assert.deepEqual(running.map((flush) => flush.ids), [['a', 'b', 'c']], 'd alone is a partial batch');
+    batcher.add({ id: 'e', keys: ['e'] });
+    batcher.add({ id: 'f', keys: ['f'] });
+    assert.deepEqual(running.map((flush) => flush.ids), [['a', 'b', 'c'], ['d', 'e', 'f']]);
+    const drained = batcher.drain();
+    await end('a');
+    await end('d');
+    await drained;
+  });
+
+  test('an urgent item takes the first slot that frees, ahead of pending standard work', async () => {
+    const { batcher, running, end } = gatedBatcher({ maxSize: 1, maxInFlight: 2 });
+    for (const id of ['s1', 's2', 's3', 's4']) batcher.add({ id, keys: [id] });
+    batcher.add({ id: 'u1', keys: ['u'] }, 1, 'urgent');
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['s2']]);
+    await end('s2');
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['u1']], 'the first flush to finish, whichever it is');
+    const drained = batcher.drain();
+    for (const id of ['s1', 'u1', 's3', 's4']) await end(id);
+    await drained;
+  });
+
+  test('an urgent item that shares a key with a flush in flight waits for that one; standard work meanwhile never holds its keys', async () => {
+    const { batcher, running, end } = gatedBatcher({ maxSize: 1, maxInFlight: 2 });
+    batcher.add({ id: 's1', keys: ['x'] });
+    batcher.add({ id: 's2', keys: ['y'] });
+    batcher.add({ id: 's3', keys: ['x'] }); // behind s1 by key
+    batcher.add({ id: 's4', keys: ['z'] });
+    batcher.add({ id: 'u1', keys: ['x', 'z'] }, 1, 'urgent');
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['s2']]);
+    await end('s2');
+    // u1 conflicts with s1; s4 shares z with u1 and s3 x: the free slot stays empty rather than make u1 wait more.
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1']]);
+    await end('s1');
+    assert.deepEqual(running.map((flush) => flush.ids), [['u1']], 'u1 goes the moment s1 ends, before s3 of its key');
+    const drained = batcher.drain();
+    for (const id of ['u1', 's3', 's4']) await end(id);
+    await drained;
+  });
+
+  // Random streams of items over three keys in both lanes, weights 1-2, flushes ended in random
+  // order between arrivals; after each step, the rules are checked against what is in flight.
+  test('random schedules: bound, key exclusion, per-key order, every item exactly once, the urgent lane never left waiting', async () => {
+    const random = seededRandom(0xba7c4);
+    const keys = ['a', 'b', 'c'];
+    for (let run = 0; run < 3_000; run++) {
+      const maxInFlight = 1 + Math.floor(random() * 3);
+      const maxSize = 1 + Math.floor(random() * 3);
+      const items = Array.from({ length: 1 + Math.floor(random() * 8) }, (_, index) => {
+        const lane: BatchLane = random() < 0.3 ? 'urgent' : 'standard';
+        return { id: `i${index}`, keys: keys.filter(() => random() < 0.4), weight: 1 + Math.floor(random() * 2), lane };
+      });
+      const byId = new Map(items.map((item) => [item.id, item]));
+      const { batcher, running, started, peak } = gatedBatcher({ maxSize, maxInFlight });
+      const pending: typeof items = [];
+      const label = (): string => JSON.stringify({ run, maxInFlight, maxSize, items, started });
+      let checkedStarts = 0;
+      const arrivals: string[] = [];
+      /** A batch (by its first item) and how many items had arrived when it started. */
+      const startedAfter = new Map<string, number>();
+      /** The rules, on what started since the last check and on what is pending now. */
+      const check = (): void => {
+        const busy = new Set(running.flatMap((flush) => flush.ids.flatMap((id) => byId.get(id)?.keys ?? [])));
+        for (const batch of started.slice(checkedStarts)) {
+          startedAfter.set(batch[0] ?? '', arrivals.length);
+          const lanes = new Set(batch.map((id) => byId.get(id)?.lane));
+          assert.equal(lanes.size, 1, `one lane per batch: ${label()}`);
+          pending.splice(0, pending.length, ...pending.filter((item) => !batch.includes(item.id)));
+        }
+        checkedStarts = started.length;
+        const keysOf = (ids: readonly string[]): string[] => ids.flatMap((id) => byId.get(id)?.keys ?? []);
+        running.forEach((flush, index) => {
+          for (const other of running.slice(index + 1)) assert.ok(!keysOf(flush.ids).some((key) => keysOf(other.ids).includes(key)), `flushes in flight share a key: ${label()}`);
+          // Standard work cut after an urgent item arrived never holds its keys: it never makes it wait.
+          if (byId.get(flush.ids[0] ?? '')?.lane !== 'standard') return;
+          for (const item of pending) {
+            if (item.lane === 'urgent' && arrivals.indexOf(item.id) < (startedAfter.get(flush.ids[0] ?? '') ?? 0)) {
+              assert.ok(!item.keys.some((key) => keysOf(flush.ids).includes(key)), `a standard batch holds a key of an urgent item before it: ${label()}`);
+            }
+          }
+        });
+        // A free slot and an urgent item free to go cannot both remain: the bound of the urgent lane.
+        if (running.length < maxInFlight) {
+          const urgent = pending.filter((item) => item.lane === 'urgent');
+          const blocked = new Set<string>();
+          let ahead = 0;
+          for (const item of urgent) {
+            const free = !item.keys.some((key) => busy.has(key) || blocked.has(key));
+            assert.ok(!free || ahead >= maxSize, `an urgent item left waiting beside a free slot: ${label()}`);
+            if (free) ahead += item.weight;
+            else for (const key of item.keys) blocked.add(key);
+          }
+        }
+      };
+      for (const item of items) {
+        arrivals.push(item.id);
+        batcher.add(item, item.weight, item.lane);
+        pending.push(item);
+        check();
+        while (running.length > 0 && random() < 0.5) {
+          running[Math.floor(random() * running.length)]?.end();
+          await settle();
+          check();
+        }
+      }
+      const drained = batcher.drain();
+      await settle();
+      check();
+      while (running.length > 0) {
+        running[Math.floor(random() * running.length)]?.end();
+        await settle();
+        check();
+      }
+      await drained;
+      assert.ok(peak() <= maxInFlight, `more than maxInFlight: ${label()}`);
+      const order = started.flat();
+      assert.deepEqual([...order].sort(), items.map((item) => item.id).sort(), `every item once: ${label()}`);
+      // Within a lane, the items of a key start in arrival order, each batch after the previous one of that key ended.
+      for (const key of keys) {
+        for (const lane of ['urgent', 'standard'] as const) {
+          const arrived = items.filter((item) => item.lane === lane && item.keys.includes(key)).map((item) => item.id);
+          assert.deepEqual(order.filter((id) => arrived.includes(id)), arrived, `order of key ${key} in the ${lane} lane: ${label()}`);
+        }
+      }
+    }
+  });
+});
+

@@ -54,6 +54,7 @@ describe('loadConfig: defaults', () => {
       ...COMMON_DEFAULTS,
       batchSize: 500,
       batchLingerMs: 10,
+      maxInFlight: 2,
       outboxPollMs: 1_000,
       outboxRetentionMs: 86_400_000,
       policy: { missingGraceCycles: 1 },
@@ -233,6 +234,10 @@ describe('loadConfig: bad values', () => {
     { name: 'AMQP_URL', schema: toolsEnv, env: { AMQP_URL: ' , ' } },
     { name: 'WRITER_BATCH_SIZE', schema: stateWriterEnv, env: { WRITER_BATCH_SIZE: 'many' } },
     { name: 'OUTBOX_POLL_MS', schema: stateWriterEnv, env: { OUTBOX_POLL_MS: '0.5' } },
+    { name: 'WRITER_MAX_IN_FLIGHT', schema: stateWriterEnv, env: { WRITER_MAX_IN_FLIGHT: '0' } },
+    { name: 'WRITER_MAX_IN_FLIGHT', schema: stateWriterEnv, env: { WRITER_MAX_IN_FLIGHT: '1.5' } },
+    // Each batch in flight holds one of the pool's 10 connections; the relay and the gauges need some too.
+    { name: 'WRITER_MAX_IN_FLIGHT', schema: stateWriterEnv, env: { WRITER_MAX_IN_FLIGHT: '9' } },
     { name: 'AUDIT_BATCH_LINGER_MS', schema: auditSubscriberEnv, env: { AUDIT_BATCH_LINGER_MS: '-5' } },
     { name: 'LIBVIRT_URI', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_URI: '' } },
     { name: 'LIBVIRT_RECONNECT_WAIT_MS', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_RECONNECT_WAIT_MS: '-1' } },

@@ -1,7 +1,8 @@
 /**
  * The shared consume-write-ack loop on a real queue: a message that can never be written
- * is isolated and dead-lettered with the error, its batch-mates are written; and stop()
- * returns promptly while the database is down, leaving the batch requeued.
+ * is isolated and dead-lettered with the error, its batch-mates are written; stop()
+ * returns promptly while the database is down, leaving the batch requeued; with two writes in
+ * flight, one retrying leaves the other to be written and acked.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -36,7 +37,10 @@ after(async () => {
   await vhost?.delete();
 });
 
-function consume(write: (messages: Array<{ n: number }>) => Promise<void>): Promise<BatchConsumer> {
+function consume(
+  write: (messages: Array<{ n: number }>) => Promise<void>,
+  concurrency: { batchSize?: number; maxInFlight?: number; keysOf?: (message: { n: number }) => string[] } = {},
+): Promise<BatchConsumer> {
   return startBatchConsumer(bus, {
     name: 'test',
     log: testLogger,
@@ -46,6 +50,7 @@ function consume(write: (messages: Array<{ n: number }>) => Promise<void>): Prom
     lingerMs: 50,
     publisher,
     write,
+    ...concurrency,
   });
 }
 
@@ -80,6 +85,33 @@ test('stop() returns promptly while every write fails transiently, and the batch
   await consumer.stop();
   assert.ok(Date.now() - started < 2_000, `stop took ${Date.now() - started} ms`);
   await waitFor('the message back in its queue', async () => (await probe.messageCount(Queue.auditSubscriber)) === 1, { timeoutMs: 10_000 });
+});
+
+test('two writes in flight: one failing transiently does not hold the other back, keeps the consumer unhealthy, each is acked or requeued on its own', async () => {
+  await probe.channel.purgeQueue(Queue.auditSubscriber);
+  const written: number[] = [];
+  let attempts = 0;
+  const consumer = await consume(
+    async (messages) => {
+      if (messages.some((m) => m.n === 1)) {
+        attempts++;
+        throw new DependencyError('database', 'connection refused');
+      }
+      written.push(...messages.map((m) => m.n));
+    },
+    { batchSize: 1, maxInFlight: 2, keysOf: (message) => [String(message.n)] },
+  );
+  for (const n of [1, 2, 3]) probe.channel.sendToQueue(Queue.auditSubscriber, Buffer.from(JSON.stringify({ schemaVersion: 1, n })));
+  await waitFor('2 and 3 written beside the write of 1 retrying', () => written.length === 2 && attempts >= 2, { timeoutMs: 10_000 });
+  assert.equal(consumer.health().ok, false, 'unhealthy while a write is retried, even though others went through');
+  await consumer.stop();
+
+  assert.deepEqual(written.sort(), [2, 3]);
+  // Acked one by one: only the failed write's message is back in the queue, for another consumer.
+  const [requeued] = await probe.drain(Queue.auditSubscriber, 1);
+  assert.deepEqual(JSON.parse(requeued!.content.toString()), { schemaVersion: 1, n: 1 });
+  assert.equal(await probe.messageCount(Queue.auditSubscriber), 0);
+  assert.equal(await probe.messageCount(Queue.deadLetter), 0);
 });
 
 /** Shaped like pg's errors: an Error with the SQLSTATE in `code`. */
