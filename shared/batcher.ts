@@ -13,10 +13,9 @@
  * Items come in two lanes. Whenever a flush may start, the batch is cut from the `urgent`
  * lane if it holds an item free to go (at once, without the linger), else from the
  * `standard` lane, which also holds back its items that share a key with a pending urgent
- * one. So an urgent item waits only for flushes already in flight when it arrived (for the
- * first of them to finish or, if it shares a key with some, for those) and for urgent items
- * ahead of it; never for standard work cut after it, however much is pending. A batch holds
- * items of one lane.
+ * one. Standard batches take at most `maxInFlight` slots, and one slot more is kept for the
+ * urgent lane: an urgent item never waits for standard flushes, only for those holding its
+ * keys and for urgent items ahead of it. A batch holds items of one lane.
  */
 import { type Cut, cutBatch, type PendingItem } from './batch-cut.ts';
 
@@ -39,7 +38,7 @@ export function createBatcher<T>(options: {
   maxSize: number;
   lingerMs: number;
   flush: (items: T[]) => Promise<void>;
-  /** Flushes that may run at once (default 1). */
+  /** Standard flushes that may run at once (default 1); urgent ones have one slot more. */
   maxInFlight?: number;
   /** What an item must not be in flight beside (default: everything). */
   keysOf?: (item: T) => readonly string[];
@@ -53,7 +52,9 @@ export function createBatcher<T>(options: {
   let lingered = false;
   /** Drains waiting: partial batches go at once. */
   let draining = 0;
+  /** Flushes in flight, all lanes; of them, standard ones (urgent ones use the rest, one slot more). */
   let inFlight = 0;
+  let standardInFlight = 0;
   /** Keys of the batches in flight; those batches share none, so each key is held by one. */
   const busy = new Set<string>();
   const idle: Array<() => void> = [];
@@ -69,10 +70,10 @@ export function createBatcher<T>(options: {
     return cut.taken.flatMap((index) => queue[index] ?? []);
   };
 
-  const next = (): Array<Pending<T>> | undefined => {
+  const next = (): { lane: BatchLane; batch: Array<Pending<T>> } | undefined => {
     const urgent = cutBatch(lanes.urgent, options.maxSize, (key) => busy.has(key));
-    if (urgent.taken.length > 0) return take('urgent', urgent);
-    if (lanes.standard.length === 0) return undefined;
+    if (urgent.taken.length > 0) return { lane: 'urgent', batch: take('urgent', urgent) };
+    if (lanes.standard.length === 0 || standardInFlight >= maxInFlight) return undefined;
     // Cheap test first: the lane as a whole is too light, so is any cut of it.
     if (standardWeight < options.maxSize && !mayGoPartial()) return undefined;
     // A pending urgent item goes before standard items of its keys, and never waits for them.
@@ -85,28 +86,30 @@ export function createBatcher<T>(options: {
     timer = undefined;
     // What stays behind starts its own linger.
     if (lanes.standard.length > 0) timer = setTimeout(onLinger, options.lingerMs);
-    return batch;
+    return { lane: 'standard', batch };
   };
 
-  const start = (batch: Array<Pending<T>>): void => {
+  const start = (lane: BatchLane, batch: Array<Pending<T>>): void => {
     const keys = new Set(batch.flatMap((pending) => pending.keys));
     for (const key of keys) busy.add(key);
     inFlight++;
+    if (lane === 'standard') standardInFlight++;
     // flush reports its own failures (a throw before its promise included); later batches must still go.
     new Promise<void>((resolve) => resolve(options.flush(batch.map((pending) => pending.item))))
       .catch(() => undefined)
       .finally(() => {
         for (const key of keys) busy.delete(key);
         inFlight--;
+        if (lane === 'standard') standardInFlight--;
         pump();
       });
   };
 
   const pump = (): void => {
-    while (inFlight < maxInFlight) {
-      const batch = next();
-      if (batch === undefined) break;
-      start(batch);
+    while (inFlight < maxInFlight + 1) {
+      const cut = next();
+      if (cut === undefined) break;
+      start(cut.lane, cut.batch);
     }
     if (inFlight === 0 && lanes.urgent.length === 0 && lanes.standard.length === 0) for (const resolve of idle.splice(0)) resolve();
   };

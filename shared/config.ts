@@ -200,10 +200,11 @@ export const stateWriterEnv = commonEnv
     /** How long a partial batch waits for more observations (under load batches fill before it runs out). */
     WRITER_BATCH_LINGER_MS: positiveInt.default(10),
     /**
-     * Batch transactions in flight at once; batches in flight never share an instance. Each takes a
-     * database connection of the pool's 10, which the outbox relay and the gauges share: at most 8.
+     * Batch transactions of the tick path in flight at once, plus one kept for lifecycle events;
+     * batches in flight never share an instance. Each takes a database connection of the pool's
+     * 10, which the outbox relay, the gauges and the unreachable-host policy share: at most 7.
      */
-    WRITER_MAX_IN_FLIGHT: positiveInt.max(8).default(2),
+    WRITER_MAX_IN_FLIGHT: positiveInt.max(7).default(2),
     /** How often the outbox relay looks for unpublished changes when not woken by a commit. */
     OUTBOX_POLL_MS: positiveInt.default(1_000),
     /** Published changes stay in the outbox this long (for operators and replays), then the relay deletes them. */

@@ -17,10 +17,11 @@
  * whose `keysOf` overlap are never in writes at once, and are written in the order they arrived
  * from their queue (shared/batcher.ts); without `keysOf`, one write at a time.
  *
- * With `urgentQueue`, a second queue is consumed beside `queue` and its messages go first:
- * each waits only for writes already in flight when it arrived (the first to finish, or those
- * holding its keys) and for urgent messages ahead of it, never behind the batches of `queue`
- * still waiting (shared/batcher.ts).
+ * With `urgentQueue`, a second queue is consumed beside `queue` and its messages go first,
+ * in a write slot kept for them beyond `maxInFlight`: each waits only for writes holding its
+ * keys and for urgent messages ahead of it, never for the batches of `queue`, in flight or
+ * waiting (shared/batcher.ts). The prefetch is per consumer, so `queue`'s backlog never holds
+ * the urgent queue's deliveries back.
  * Which queue delivered a message decides only when it is written, never how: the writer's
  * decisions do not depend on arrival order.
  */

@@ -69,7 +69,7 @@ describe('event observations have a queue of their own', () => {
     const event = observationOf(eventRow, PowerState.PAUSED, look(), { trigger: 'event' });
 
     // The writer takes the whole backlog in (its prefetch holds it) and starts on it; then the event comes.
-    // Two transactions in flight: the event waits only for those in flight when it arrives.
+    // Two transactions of the backlog in flight; the event has a slot of its own beside them.
     const inFlight = 2;
     await rig.startWriter({ WRITER_BATCH_LINGER_MS: '10', WRITER_MAX_IN_FLIGHT: String(inFlight) });
     publish(ticks, observationRoutingKey);
@@ -83,8 +83,9 @@ describe('event observations have a queue of their own', () => {
     const outbox = await rig.database.db.selectFrom('change_outbox').select(['seq', 'payload']).orderBy('seq').execute();
     const position = outbox.findIndex((row) => JSON.stringify(row.payload).includes(eventRow.uuid));
     assert.equal(outbox.length, backlogRows.length + 1);
-    // Behind what was committed when it was published, at most the batches in flight then (500 changes each) and as many
-    // cut into their slots before the event reached the writer; far from the backlog's end.
+    // Behind what was committed when it was published, at most the batches in flight then (500 changes each, their outbox
+    // rows may take seqs before the event's) and as many cut into their slots before the event reached the writer; far from
+    // the backlog's end.
     const bound = committedBefore + 2 * inFlight * 500;
     assert.ok(position >= 0 && position <= bound, `the event's change committed at position ${position} (${committedBefore} committed when it was published, bound ${bound})`);
     assert.ok(position < outbox.length - 1_000, `the event's change committed at position ${position} of ${outbox.length}`);

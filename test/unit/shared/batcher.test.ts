@@ -307,7 +307,7 @@ function gatedBatcher(options: { maxSize: number; maxInFlight: number; lingerMs?
 }
 
 describe('createBatcher with several flushes in flight', () => {
-  test('runs up to maxInFlight flushes at once, never more', async () => {
+  test('runs up to maxInFlight standard flushes at once, never more', async () => {
     const { batcher, running, started, end, peak } = gatedBatcher({ maxSize: 1, maxInFlight: 2 });
     for (const id of ['a', 'b', 'c', 'd']) batcher.add({ id, keys: [id] });
     assert.deepEqual(running.map((flush) => flush.ids), [['a'], ['b']]);
@@ -376,15 +376,20 @@ describe('createBatcher with several flushes in flight', () => {
     await drained;
   });
 
-  test('an urgent item takes the first slot that frees, ahead of pending standard work', async () => {
+  test('an urgent item starts at once in the slot kept for the urgent lane, beside full standard slots', async () => {
     const { batcher, running, end } = gatedBatcher({ maxSize: 1, maxInFlight: 2 });
     for (const id of ['s1', 's2', 's3', 's4']) batcher.add({ id, keys: [id] });
     batcher.add({ id: 'u1', keys: ['u'] }, 1, 'urgent');
-    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['s2']]);
+    batcher.add({ id: 'u2', keys: ['v'] }, 1, 'urgent');
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['s2'], ['u1']]);
+    await end('u1');
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['s2'], ['u2']], 'the kept slot again, not a standard one');
+    await end('u2');
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['s2']], 'standard work never takes the urgent slot');
     await end('s2');
-    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['u1']], 'the first flush to finish, whichever it is');
+    assert.deepEqual(running.map((flush) => flush.ids), [['s1'], ['s3']]);
     const drained = batcher.drain();
-    for (const id of ['s1', 'u1', 's3', 's4']) await end(id);
+    for (const id of ['s1', 's3', 's4']) await end(id);
     await drained;
   });
 
@@ -447,8 +452,10 @@ describe('createBatcher with several flushes in flight', () => {
             }
           }
         });
-        // A free slot and an urgent item free to go cannot both remain: the bound of the urgent lane.
-        if (running.length < maxInFlight) {
+        const standardRunning = running.filter((flush) => byId.get(flush.ids[0] ?? '')?.lane === 'standard').length;
+        assert.ok(standardRunning <= maxInFlight, `more than maxInFlight standard flushes: ${label()}`);
+        // A free slot (standard ones included, plus the one kept for the urgent lane) and an urgent item free to go cannot both remain.
+        if (running.length < maxInFlight + 1) {
           const urgent = pending.filter((item) => item.lane === 'urgent');
           const blocked = new Set<string>();
           let ahead = 0;
@@ -480,7 +487,7 @@ describe('createBatcher with several flushes in flight', () => {
         check();
       }
       await drained;
-      assert.ok(peak() <= maxInFlight, `more than maxInFlight: ${label()}`);
+      assert.ok(peak() <= maxInFlight + 1, `more than maxInFlight and the urgent slot: ${label()}`);
       const order = started.flat();
       assert.deepEqual([...order].sort(), items.map((item) => item.id).sort(), `every item once: ${label()}`);
       // Within a lane, the items of a key start in arrival order, each batch after the previous one of that key ended.

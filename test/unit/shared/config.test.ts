@@ -236,8 +236,8 @@ describe('loadConfig: bad values', () => {
     { name: 'OUTBOX_POLL_MS', schema: stateWriterEnv, env: { OUTBOX_POLL_MS: '0.5' } },
     { name: 'WRITER_MAX_IN_FLIGHT', schema: stateWriterEnv, env: { WRITER_MAX_IN_FLIGHT: '0' } },
     { name: 'WRITER_MAX_IN_FLIGHT', schema: stateWriterEnv, env: { WRITER_MAX_IN_FLIGHT: '1.5' } },
-    // Each batch in flight holds one of the pool's 10 connections; the relay and the gauges need some too.
-    { name: 'WRITER_MAX_IN_FLIGHT', schema: stateWriterEnv, env: { WRITER_MAX_IN_FLIGHT: '9' } },
+    // Each batch in flight holds one of the pool's 10 connections, the event slot one more; the relay, the gauges and the unreachable-host policy need some too.
+    { name: 'WRITER_MAX_IN_FLIGHT', schema: stateWriterEnv, env: { WRITER_MAX_IN_FLIGHT: '8' } },
     { name: 'AUDIT_BATCH_LINGER_MS', schema: auditSubscriberEnv, env: { AUDIT_BATCH_LINGER_MS: '-5' } },
     { name: 'LIBVIRT_URI', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_URI: '' } },
     { name: 'LIBVIRT_RECONNECT_WAIT_MS', schema: syncAgentEnv, env: { AGENT_HOSTS: 'a', LIBVIRT_RECONNECT_WAIT_MS: '-1' } },
