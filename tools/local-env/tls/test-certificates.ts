@@ -4,6 +4,7 @@
  * certificate per identity, its CN being the identity (a host name, a service user).
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -40,8 +41,10 @@ async function issue(dir: string, ca: CertificateFiles, commonName: string, exte
   const extFile = `${base}.ext`;
   await writeFile(extFile, extensions);
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${commonName}`, '-keyout', `${base}.key`, '-out', `${base}.csr`]);
+  // A random serial per certificate: -CAcreateserial keeps one serial file per CA, which
+  // certificates issued at once read half-written ("Unable to load number", seen in a rehearsal).
   await openssl([
-    'x509', '-req', '-in', `${base}.csr`, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial',
+    'x509', '-req', '-in', `${base}.csr`, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomBytes(16).toString('hex')}`,
     '-days', '2', '-extfile', extFile, '-out', `${base}.crt`,
   ]);
   return { certFile: `${base}.crt`, keyFile: `${base}.key` };
