@@ -19,7 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Domain, Hypervisor } from '@unraid/libvirt';
-import { Exchange, observationRoutingKey, Queue, tickQueue } from '../shared/bus/topology.ts';
+import { eventObservationRoutingKey, Exchange, observationRoutingKey, Queue, tickQueue } from '../shared/bus/topology.ts';
 import { changeEventSchema } from '../shared/messages/change-event.ts';
 import { parseMessage } from '../shared/messages/codec.ts';
 import { hostObservationsSchema } from '../shared/messages/observation.ts';
@@ -79,6 +79,8 @@ await runBench(
 
     const tap = await tapBus(amqpUrl, [
       { exchange: Exchange.changes, pattern: 'instance.#' },
+      // Lifecycle events' observations travel under their own key (the writer's event queue); ticks' under the other.
+      { exchange: Exchange.observations, pattern: eventObservationRoutingKey(host) },
       { exchange: Exchange.observations, pattern: observationRoutingKey(host) },
     ]);
     context.defer('close bus tap', () => tap.close());
