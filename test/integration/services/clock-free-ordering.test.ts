@@ -99,6 +99,9 @@ function startAgent(host: string, options: { clockOffsetMs?: number; lifecycleEv
     AGENT_CLOCK_OFFSET_MS: String(options.clockOffsetMs ?? 0),
     AGENT_LIFECYCLE_EVENTS: String(options.lifecycleEvents ?? false),
     EVENT_DEBOUNCE_MS: '200',
+    // Every look here is the test's own: a start-up sync would add one at a random moment of its
+    // window (in (d) it read the cloud's write and committed PAUSED before the assertion, once).
+    AGENT_STARTUP_SYNC: 'false',
   });
   return track((bus) => startService(syncAgent, { config, db: database.db, bus, log: testLogger }), `agent ${host}`);
 }
